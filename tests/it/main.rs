@@ -1,0 +1,10 @@
+//! The one integration-test binary: tests at the boundaries users see — the export
+//! file and its corpus of corrupted ledgers, the command line, the wire format — plus
+//! properties of whole exports and the tidy checks of the code base.
+
+mod cli;
+mod corpus;
+mod properties;
+mod support;
+mod tidy;
+mod wire;
