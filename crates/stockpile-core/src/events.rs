@@ -91,10 +91,19 @@ impl EventKind {
     pub fn owner(self) -> Option<Role> {
         use EventKind::*;
         Some(match self {
-            RegimeConfigured | SiteRegistered | MineTypeRegistered | InstitutionAuthorized
-            | SignerAuthorized | KeyRevoked | LotDesignatedForKoreaDefense
+            RegimeConfigured
+            | SiteRegistered
+            | MineTypeRegistered
+            | InstitutionAuthorized
+            | SignerAuthorized
+            | KeyRevoked
+            | LotDesignatedForKoreaDefense
             | KoreaDesignationRevoked => Role::Registrar,
-            LotDeclared | LotRetained | RetainedMinesConsumed | LotShipped | LotReceived
+            LotDeclared
+            | LotRetained
+            | RetainedMinesConsumed
+            | LotShipped
+            | LotReceived
             | LossReported => Role::Depot,
             LotDestroyed => Role::Demil,
             DestructionCertified => Role::Certifier,

@@ -91,7 +91,11 @@ pub struct Rejection {
 
 impl From<Violation> for Rejection {
     fn from(violation: Violation) -> Self {
-        Rejection { rule: violation.rule, code: violation.code, reason: violation.message }
+        Rejection {
+            rule: violation.rule,
+            code: violation.code,
+            reason: violation.message,
+        }
     }
 }
 
@@ -202,7 +206,12 @@ impl LedgerState {
     /// Judges one candidate at `index`, recorded at `recorded_at`, and applies it if
     /// accepted. On rejection nothing changes except the key's emitter sequence, when the
     /// signature is valid: a signed event refused once can never be replayed later.
-    pub fn admit(&mut self, index: u64, recorded_at: TimestampMs, candidate: Candidate<'_>) -> Admission {
+    pub fn admit(
+        &mut self,
+        index: u64,
+        recorded_at: TimestampMs,
+        candidate: Candidate<'_>,
+    ) -> Admission {
         if let Err(rejection) = self.authenticate(recorded_at, &candidate) {
             self.note_emitter_sequence(&candidate);
             return Admission::Rejected(rejection);
@@ -226,7 +235,9 @@ impl LedgerState {
     }
 
     fn signature_is_valid(&self, candidate: &Candidate<'_>) -> bool {
-        let Some(record) = self.keys.get(candidate.key_id) else { return false };
+        let Some(record) = self.keys.get(candidate.key_id) else {
+            return false;
+        };
         match candidate.signature_check {
             SignatureCheck::Valid(public_key) => public_key == record.public_key,
             SignatureCheck::Invalid(public_key) if public_key == record.public_key => false,
@@ -245,57 +256,101 @@ impl LedgerState {
         }
         if let Some(record) = self.keys.get_mut(candidate.key_id) {
             let sequence = candidate.event.emitter_sequence;
-            if record.last_emitter_sequence.is_none_or(|last| sequence > last) {
+            if record
+                .last_emitter_sequence
+                .is_none_or(|last| sequence > last)
+            {
                 record.last_emitter_sequence = Some(sequence);
             }
         }
     }
 
     /// Hard rule 2: a known key, a valid signature, not yet revoked, already valid.
-    fn authenticate(&self, recorded_at: TimestampMs, candidate: &Candidate<'_>) -> Result<(), Rejection> {
-        let reject = |code: &str, reason: String| Rejection { rule: HardRule::Signature, code: code.into(), reason };
+    fn authenticate(
+        &self,
+        recorded_at: TimestampMs,
+        candidate: &Candidate<'_>,
+    ) -> Result<(), Rejection> {
+        let reject = |code: &str, reason: String| Rejection {
+            rule: HardRule::Signature,
+            code: code.into(),
+            reason,
+        };
         let Some(record) = self.keys.get(candidate.key_id) else {
             return Err(reject(
                 "signature.unknown_key",
-                format!("key {:?} is not authorised in this ledger", candidate.key_id),
+                format!(
+                    "key {:?} is not authorised in this ledger",
+                    candidate.key_id
+                ),
             ));
         };
         if !self.signature_is_valid(candidate) {
             return Err(reject(
                 "signature.invalid",
-                format!("the signature does not verify under key {:?}", candidate.key_id),
+                format!(
+                    "the signature does not verify under key {:?}",
+                    candidate.key_id
+                ),
             ));
         }
-        if let Some(revoked_at) = record.revoked_at.filter(|revoked_at| *revoked_at <= recorded_at) {
+        if let Some(revoked_at) = record
+            .revoked_at
+            .filter(|revoked_at| *revoked_at <= recorded_at)
+        {
             return Err(reject(
                 "signature.key_revoked",
-                format!("key {:?} was revoked at {revoked_at}; entry recorded at {recorded_at}", candidate.key_id),
+                format!(
+                    "key {:?} was revoked at {revoked_at}; entry recorded at {recorded_at}",
+                    candidate.key_id
+                ),
             ));
         }
         if record.valid_from > recorded_at {
             return Err(reject(
                 "signature.key_not_yet_valid",
-                format!("key {:?} is valid from {}; entry recorded at {recorded_at}", candidate.key_id, record.valid_from),
+                format!(
+                    "key {:?} is valid from {}; entry recorded at {recorded_at}",
+                    candidate.key_id, record.valid_from
+                ),
             ));
         }
         Ok(())
     }
 
     /// Everything after authentication: envelope, role, scope, key events, the state machine.
-    fn judge(&mut self, index: u64, recorded_at: TimestampMs, candidate: &Candidate<'_>) -> Result<Vec<Flag>, Rejection> {
+    fn judge(
+        &mut self,
+        index: u64,
+        recorded_at: TimestampMs,
+        candidate: &Candidate<'_>,
+    ) -> Result<Vec<Flag>, Rejection> {
         let event = candidate.event;
-        let reject = |rule: HardRule, code: &str, reason: String| Rejection { rule, code: code.into(), reason };
-        let record = self.keys.get(candidate.key_id).expect("authenticate found the key");
+        let reject = |rule: HardRule, code: &str, reason: String| Rejection {
+            rule,
+            code: code.into(),
+            reason,
+        };
+        let record = self
+            .keys
+            .get(candidate.key_id)
+            .expect("authenticate found the key");
         let role = record.role;
 
         if event.origin != self.origin {
             return Err(reject(
                 HardRule::References,
                 "references.wrong_origin",
-                format!("event is signed for ledger {:?}, this ledger is {:?}", event.origin, self.origin),
+                format!(
+                    "event is signed for ledger {:?}, this ledger is {:?}",
+                    event.origin, self.origin
+                ),
             ));
         }
-        if let Some(last) = record.last_emitter_sequence.filter(|last| event.emitter_sequence <= *last) {
+        if let Some(last) = record
+            .last_emitter_sequence
+            .filter(|last| event.emitter_sequence <= *last)
+        {
             return Err(reject(
                 HardRule::References,
                 "references.replayed_emitter_sequence",
@@ -317,52 +372,89 @@ impl LedgerState {
             return Err(reject(
                 HardRule::References,
                 "references.occurred_after_recorded",
-                format!("occurred at {} is after recorded at {recorded_at}", event.occurred_at),
+                format!(
+                    "occurred at {} is after recorded at {recorded_at}",
+                    event.occurred_at
+                ),
             ));
         }
         let kind = event.body.kind();
         let owner = match &event.body {
             EventBody::CorrectionIssued(correction) => {
-                match self.event_ids.get(&event_id_fingerprint(&correction.corrected_event_id)) {
-                    Some((corrected_kind, corrected_role)) => corrected_kind.owner().unwrap_or(*corrected_role),
+                match self
+                    .event_ids
+                    .get(&event_id_fingerprint(&correction.corrected_event_id))
+                {
+                    Some((corrected_kind, corrected_role)) => {
+                        corrected_kind.owner().unwrap_or(*corrected_role)
+                    }
                     None => {
                         return Err(reject(
                             HardRule::References,
                             "references.unknown_event",
-                            format!("corrected event {:?} is not in the ledger", correction.corrected_event_id),
+                            format!(
+                                "corrected event {:?} is not in the ledger",
+                                correction.corrected_event_id
+                            ),
                         ));
                     }
                 }
             }
-            body => body.kind().owner().expect("every kind but corrections has an owner"),
+            body => body
+                .kind()
+                .owner()
+                .expect("every kind but corrections has an owner"),
         };
         if role != owner {
             return Err(reject(
                 HardRule::Role,
                 "role.not_owner",
-                format!("{} belongs to the {owner:?} role; key {:?} holds {role:?}", kind.name(), candidate.key_id),
+                format!(
+                    "{} belongs to the {owner:?} role; key {:?} holds {role:?}",
+                    kind.name(),
+                    candidate.key_id
+                ),
             ));
         }
-        if !record.site_scope.is_empty() {
-            if let Some(site) = event.body.sites().into_iter().find(|site| !record.site_scope.iter().any(|s| s == site)) {
-                return Err(reject(
-                    HardRule::Role,
-                    "role.site_out_of_scope",
-                    format!("key {:?} may act only for sites {:?}, not {site:?}", candidate.key_id, record.site_scope),
-                ));
-            }
+        // An empty scope means every site.
+        let out_of_scope = event.body.sites().into_iter().find(|site| {
+            !record.site_scope.is_empty() && !record.site_scope.iter().any(|s| s == site)
+        });
+        if let Some(site) = out_of_scope {
+            return Err(reject(
+                HardRule::Role,
+                "role.site_out_of_scope",
+                format!(
+                    "key {:?} may act only for sites {:?}, not {site:?}",
+                    candidate.key_id, record.site_scope
+                ),
+            ));
         }
         self.check_key_event(recorded_at, &event.body)?;
 
-        let position = Position { index, recorded_at, signer_role: role, key_id: candidate.key_id };
-        let mut flags = self.compliance.apply(event, position).map_err(Rejection::from)?;
+        let position = Position {
+            index,
+            recorded_at,
+            signer_role: role,
+            key_id: candidate.key_id,
+        };
+        let mut flags = self
+            .compliance
+            .apply(event, position)
+            .map_err(Rejection::from)?;
 
         // Accepted: from here on nothing may fail.
         self.event_ids.insert(fingerprint, (kind, role));
         flags.extend(self.apply_key_event(index, &event.event_id, &event.body));
-        let record = self.keys.get_mut(candidate.key_id).expect("authenticated key");
+        let record = self
+            .keys
+            .get_mut(candidate.key_id)
+            .expect("authenticated key");
         record.entries_signed += 1;
-        let day = record.signed_by_day.entry(recorded_at.date()).or_insert((index, index, 0));
+        let day = record
+            .signed_by_day
+            .entry(recorded_at.date())
+            .or_insert((index, index, 0));
         day.1 = index;
         day.2 += 1;
         if recorded_at.0.saturating_sub(event.occurred_at.0) > RECORDING_GAP_FLAG_MS {
@@ -395,7 +487,10 @@ impl LedgerState {
                     return Err(Rejection {
                         rule: HardRule::Signature,
                         code: "signature.bad_public_key".into(),
-                        reason: format!("public key of {:?} is unusable: {error}", authorized.key_id),
+                        reason: format!(
+                            "public key of {:?} is unusable: {error}",
+                            authorized.key_id
+                        ),
                     });
                 }
                 Ok(())
@@ -419,7 +514,10 @@ impl LedgerState {
                     return Err(Rejection {
                         rule: HardRule::References,
                         code: "references.revocation_in_future".into(),
-                        reason: format!("revocation at {} is after the entry's time {recorded_at}", revoked.revoked_at),
+                        reason: format!(
+                            "revocation at {} is after the entry's time {recorded_at}",
+                            revoked.revoked_at
+                        ),
                     });
                 }
                 Ok(())
@@ -450,17 +548,27 @@ impl LedgerState {
                 Vec::new()
             }
             EventBody::KeyRevoked(revoked) => {
-                let record = self.keys.get_mut(&revoked.key_id).expect("checked by check_key_event");
+                let record = self
+                    .keys
+                    .get_mut(&revoked.key_id)
+                    .expect("checked by check_key_event");
                 // Entries already accepted stay valid (revocation never invalidates earlier
                 // signatures); entries recorded from now on are refused, since the stated
                 // revocation time is never after this entry's time.
                 record.revoked_at = Some(revoked.revoked_at);
                 record.revocation_reason = Some(revoked.reason);
                 record.suspect_from = revoked.suspect_from;
-                let Some(suspect_from) = revoked.suspect_from.filter(|_| revoked.reason == RevocationReason::Compromised) else {
+                let Some(suspect_from) = revoked
+                    .suspect_from
+                    .filter(|_| revoked.reason == RevocationReason::Compromised)
+                else {
                     return Vec::new();
                 };
-                let suspect: Vec<_> = record.signed_by_day.range(suspect_from.date()..).map(|(_, v)| *v).collect();
+                let suspect: Vec<_> = record
+                    .signed_by_day
+                    .range(suspect_from.date()..)
+                    .map(|(_, v)| *v)
+                    .collect();
                 let count: u64 = suspect.iter().map(|(_, _, count)| count).sum();
                 if count == 0 {
                     return Vec::new();

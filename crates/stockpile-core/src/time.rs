@@ -30,19 +30,27 @@ impl Date {
         if day > days_in_month(year, month) {
             return None;
         }
-        Some(Date { days_since_epoch: days_from_civil(year, month, day) })
+        Some(Date {
+            days_since_epoch: days_from_civil(year, month, day),
+        })
     }
 
     /// Parses `YYYY-MM-DD` exactly (four-digit year, two-digit month and day).
     pub fn parse(text: &str) -> Result<Date, DateError> {
-        let error = || DateError { text: text.chars().take(32).collect() };
+        let error = || DateError {
+            text: text.chars().take(32).collect(),
+        };
         let bytes = text.as_bytes();
         if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
             return Err(error());
         }
         let digits = |range: std::ops::Range<usize>| -> Option<u32> {
             let part = &text[range];
-            if part.bytes().all(|b| b.is_ascii_digit()) { part.parse().ok() } else { None }
+            if part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse().ok()
+            } else {
+                None
+            }
         };
         let year = digits(0..4).ok_or_else(error)?;
         let month = digits(5..7).ok_or_else(error)?;
@@ -55,7 +63,9 @@ impl Date {
     }
 
     pub fn from_days_since_epoch(days: i32) -> Date {
-        Date { days_since_epoch: days }
+        Date {
+            days_since_epoch: days,
+        }
     }
 
     /// (year, month, day).
@@ -69,7 +79,9 @@ impl Date {
 
     pub fn add_days(&self, days: i64) -> Date {
         let days = (self.days_since_epoch as i64 + days).clamp(i32::MIN as i64, i32::MAX as i64);
-        Date { days_since_epoch: days as i32 }
+        Date {
+            days_since_epoch: days as i32,
+        }
     }
 
     /// Same day `months` months later; a day past the end of the target month is
@@ -77,9 +89,14 @@ impl Date {
     pub fn add_months(&self, months: i32) -> Date {
         let (year, month, day) = self.ymd();
         let month_index = year * 12 + (month as i32 - 1) + months;
-        let (new_year, new_month) = (month_index.div_euclid(12), month_index.rem_euclid(12) as u32 + 1);
+        let (new_year, new_month) = (
+            month_index.div_euclid(12),
+            month_index.rem_euclid(12) as u32 + 1,
+        );
         let new_day = day.min(days_in_month(new_year, new_month));
-        Date { days_since_epoch: days_from_civil(new_year, new_month, new_day) }
+        Date {
+            days_since_epoch: days_from_civil(new_year, new_month, new_day),
+        }
     }
 
     pub fn add_years(&self, years: i32) -> Date {
@@ -129,14 +146,21 @@ impl<'de> serde::Deserialize<'de> for Date {
 }
 
 /// A UTC instant in Unix milliseconds.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct TimestampMs(pub i64);
 
 impl TimestampMs {
     /// The calendar date (UTC) this instant falls on.
     pub fn date(&self) -> Date {
-        Date { days_since_epoch: self.0.div_euclid(MS_PER_DAY).clamp(i32::MIN as i64, i32::MAX as i64) as i32 }
+        Date {
+            days_since_epoch: self
+                .0
+                .div_euclid(MS_PER_DAY)
+                .clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+        }
     }
 
     pub fn millis(&self) -> i64 {
@@ -155,7 +179,11 @@ impl fmt::Display for TimestampMs {
         let (hours, rest) = (millis_of_day / 3_600_000, millis_of_day % 3_600_000);
         let (minutes, rest) = (rest / 60_000, rest % 60_000);
         let (seconds, millis) = (rest / 1000, rest % 1000);
-        write!(f, "{}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z", self.date())
+        write!(
+            f,
+            "{}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z",
+            self.date()
+        )
     }
 }
 
@@ -184,7 +212,8 @@ fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = month as i32;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i32 - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i32 - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -193,7 +222,8 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
@@ -211,7 +241,15 @@ mod tests {
         let date = Date::parse("2012-07-01").unwrap();
         assert_eq!(date.to_string(), "2012-07-01");
         assert_eq!(Date::parse("1970-01-01").unwrap().days_since_epoch(), 0);
-        for bad in ["2012-7-01", "2012-02-30", "2013-02-29", "abcd-01-01", "2012-13-01", "", "2012-07-01 "] {
+        for bad in [
+            "2012-7-01",
+            "2012-02-30",
+            "2013-02-29",
+            "abcd-01-01",
+            "2012-13-01",
+            "",
+            "2012-07-01 ",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(Date::parse("2012-02-29").is_ok());
@@ -223,7 +261,10 @@ mod tests {
         let eif = Date::parse("2012-07-01").unwrap();
         assert_eq!(eif.add_years(4).to_string(), "2016-07-01");
         assert_eq!(eif.add_days(180).to_string(), "2012-12-28");
-        assert_eq!(Date::parse("2015-08-31").unwrap().add_months(6).to_string(), "2016-02-29");
+        assert_eq!(
+            Date::parse("2015-08-31").unwrap().add_months(6).to_string(),
+            "2016-02-29"
+        );
     }
 
     #[test]
@@ -238,7 +279,10 @@ mod tests {
     #[test]
     fn timestamps_render_as_rfc3339() {
         assert_eq!(TimestampMs(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(TimestampMs(1_439_632_800_123).to_string(), "2015-08-15T10:00:00.123Z");
+        assert_eq!(
+            TimestampMs(1_439_632_800_123).to_string(),
+            "2015-08-15T10:00:00.123Z"
+        );
         assert_eq!(TimestampMs(-1).date().to_string(), "1969-12-31");
     }
 }

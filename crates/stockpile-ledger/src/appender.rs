@@ -51,8 +51,17 @@ pub struct Appender {
 
 impl Appender {
     /// Fails if `origin` cannot head a checkpoint (empty, or with control characters).
-    pub fn new(origin: &str, log_key: SignerKey, authority_keys: &[AuthorityKey]) -> Result<Appender, CheckpointError> {
-        let empty = Checkpoint { origin: origin.to_string(), size: 0, root: empty_root(), extensions: Vec::new() };
+    pub fn new(
+        origin: &str,
+        log_key: SignerKey,
+        authority_keys: &[AuthorityKey],
+    ) -> Result<Appender, CheckpointError> {
+        let empty = Checkpoint {
+            origin: origin.to_string(),
+            size: 0,
+            root: empty_root(),
+            extensions: Vec::new(),
+        };
         sign_checkpoint(&empty, &log_key)?;
         Ok(Appender {
             origin: origin.to_string(),
@@ -94,13 +103,21 @@ impl Appender {
 
     /// As [`Appender::append`], with the signature already checked by the caller (batch
     /// verification on all cores).
-    pub fn append_checked(&mut self, submission: &[u8], recorded_at: TimestampMs, signature_check: SignatureCheck) -> Appended {
+    pub fn append_checked(
+        &mut self,
+        submission: &[u8],
+        recorded_at: TimestampMs,
+        signature_check: SignatureCheck,
+    ) -> Appended {
         let recorded_at = recorded_at.max(self.last_recorded_at);
         let index = self.tree.size();
         let mut flags = self.state.advance_to(index, recorded_at);
         let mut event_id = None;
         let verdict = match decode_submission(submission) {
-            Err(error) => EntryVerdict::Rejected { code: error.code().to_string(), reason: error.to_string() },
+            Err(error) => EntryVerdict::Rejected {
+                code: error.code().to_string(),
+                reason: error.to_string(),
+            },
             Ok(decoded) => {
                 event_id = Some(decoded.event.event_id.clone());
                 let candidate = Candidate {
@@ -115,7 +132,10 @@ impl Appender {
                         flags.extend(raised);
                         EntryVerdict::Accepted
                     }
-                    Admission::Rejected(rejection) => EntryVerdict::Rejected { code: rejection.code, reason: rejection.reason },
+                    Admission::Rejected(rejection) => EntryVerdict::Rejected {
+                        code: rejection.code,
+                        reason: rejection.reason,
+                    },
                 }
             }
         };
@@ -130,8 +150,19 @@ impl Appender {
         self.tree.push(leaf_hash(&entry));
         self.prev_link = link;
         self.last_recorded_at = recorded_at;
-        assert_eq!(self.tree.size(), index + 1, "the tree grows by exactly one leaf per entry");
-        Appended { index, entry, link, verdict, flags, event_id }
+        assert_eq!(
+            self.tree.size(),
+            index + 1,
+            "the tree grows by exactly one leaf per entry"
+        );
+        Appended {
+            index,
+            entry,
+            link,
+            verdict,
+            flags,
+            event_id,
+        }
     }
 
     /// Signs a checkpoint of the whole ledger so far. Because the appender only ever
@@ -145,8 +176,14 @@ impl Appender {
                 assert_eq!(self.tree.root(), last.root, "same size, same root");
             }
         }
-        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root: self.tree.root(), extensions: Vec::new() };
-        let note = sign_checkpoint(&checkpoint, &self.log_key).expect("the origin was checked in Appender::new");
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: self.tree.root(),
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&checkpoint, &self.log_key)
+            .expect("the origin was checked in Appender::new");
         self.last_checkpoint = Some(checkpoint.clone());
         SignedCheckpoint { checkpoint, note }
     }

@@ -15,12 +15,19 @@ use stockpile_proto::export_codec::{EXPORT_MAGIC, ExportRecord, decode_record, e
 pub enum ExportError {
     #[error("cannot read the export: {0}")]
     Io(#[from] io::Error),
-    #[error("not a stockpile export: the file does not start with {:?}", String::from_utf8_lossy(EXPORT_MAGIC))]
+    #[error(
+        "not a stockpile export: the file does not start with {:?}",
+        String::from_utf8_lossy(EXPORT_MAGIC)
+    )]
     BadMagic,
     #[error("export has no header record")]
     MissingHeader,
     #[error("record {record_number} at byte {offset}: {problem}")]
-    BadRecord { record_number: u64, offset: u64, problem: String },
+    BadRecord {
+        record_number: u64,
+        offset: u64,
+        problem: String,
+    },
     #[error("export ends in the middle of record {record_number} at byte {offset}")]
     Truncated { record_number: u64, offset: u64 },
 }
@@ -36,8 +43,14 @@ impl<W: Write> ExportWriter<W> {
     /// Writes the magic line and the header.
     pub fn new(mut out: W, origin: &str) -> io::Result<Self> {
         out.write_all(EXPORT_MAGIC)?;
-        let mut writer = ExportWriter { out, entries_written: 0, checkpoints_written: 0 };
-        writer.write_record(&ExportRecord::Header { origin: origin.to_string() })?;
+        let mut writer = ExportWriter {
+            out,
+            entries_written: 0,
+            checkpoints_written: 0,
+        };
+        writer.write_record(&ExportRecord::Header {
+            origin: origin.to_string(),
+        })?;
         Ok(writer)
     }
 
@@ -88,10 +101,12 @@ impl<R: Read> ExportReader<R> {
     pub fn open(input: R) -> Result<Self, ExportError> {
         let mut input = BufReader::with_capacity(1 << 20, input);
         let mut magic = [0u8; EXPORT_MAGIC.len()];
-        input.read_exact(&mut magic).map_err(|error| match error.kind() {
-            io::ErrorKind::UnexpectedEof => ExportError::BadMagic,
-            _ => ExportError::Io(error),
-        })?;
+        input
+            .read_exact(&mut magic)
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::UnexpectedEof => ExportError::BadMagic,
+                _ => ExportError::Io(error),
+            })?;
         if &magic != EXPORT_MAGIC {
             return Err(ExportError::BadMagic);
         }
@@ -123,19 +138,28 @@ impl<R: Read> ExportReader<R> {
     pub fn next_record(&mut self) -> Result<Option<ExportRecord>, ExportError> {
         let record_number = self.records_read;
         let start = self.offset;
-        let Some(length) = self.read_length(record_number, start)? else { return Ok(None) };
+        let Some(length) = self.read_length(record_number, start)? else {
+            return Ok(None);
+        };
         if length > EXPORT_RECORD_BYTES_MAX as u64 {
             return Err(ExportError::BadRecord {
                 record_number,
                 offset: start,
-                problem: format!("record length {length} exceeds the limit of {EXPORT_RECORD_BYTES_MAX} bytes"),
+                problem: format!(
+                    "record length {length} exceeds the limit of {EXPORT_RECORD_BYTES_MAX} bytes"
+                ),
             });
         }
         let mut body = vec![0u8; length as usize];
-        self.input.read_exact(&mut body).map_err(|error| match error.kind() {
-            io::ErrorKind::UnexpectedEof => ExportError::Truncated { record_number, offset: start },
-            _ => ExportError::Io(error),
-        })?;
+        self.input
+            .read_exact(&mut body)
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::UnexpectedEof => ExportError::Truncated {
+                    record_number,
+                    offset: start,
+                },
+                _ => ExportError::Io(error),
+            })?;
         self.offset += length;
         self.records_read += 1;
         let record = decode_record(Bytes::from(body)).map_err(|error| ExportError::BadRecord {
@@ -144,7 +168,11 @@ impl<R: Read> ExportReader<R> {
             problem: error.to_string(),
         })?;
         if record_number > 0 && matches!(record, ExportRecord::Header { .. }) {
-            return Err(ExportError::BadRecord { record_number, offset: start, problem: "a second header".into() });
+            return Err(ExportError::BadRecord {
+                record_number,
+                offset: start,
+                problem: "a second header".into(),
+            });
         }
         Ok(Some(record))
     }
@@ -155,7 +183,14 @@ impl<R: Read> ExportReader<R> {
         for byte_number in 0..10u32 {
             let buffer = self.input.fill_buf()?;
             let Some(&byte) = buffer.first() else {
-                return if byte_number == 0 { Ok(None) } else { Err(ExportError::Truncated { record_number, offset: start }) };
+                return if byte_number == 0 {
+                    Ok(None)
+                } else {
+                    Err(ExportError::Truncated {
+                        record_number,
+                        offset: start,
+                    })
+                };
             };
             self.input.consume(1);
             self.offset += 1;
@@ -164,7 +199,11 @@ impl<R: Read> ExportReader<R> {
                 return Ok(Some(value));
             }
         }
-        Err(ExportError::BadRecord { record_number, offset: start, problem: "length prefix longer than 10 bytes".into() })
+        Err(ExportError::BadRecord {
+            record_number,
+            offset: start,
+            problem: "length prefix longer than 10 bytes".into(),
+        })
     }
 }
 
@@ -189,7 +228,9 @@ mod tests {
     fn sample() -> Vec<u8> {
         let mut writer = ExportWriter::new(Vec::new(), "example.org/l").unwrap();
         writer.write_entry(&[1u8; 300]).unwrap();
-        writer.write_checkpoint(b"example.org/l\n1\nAAAA\n").unwrap();
+        writer
+            .write_checkpoint(b"example.org/l\n1\nAAAA\n")
+            .unwrap();
         writer.finish().unwrap()
     }
 
@@ -198,8 +239,13 @@ mod tests {
         let bytes = sample();
         let mut reader = ExportReader::open(bytes.as_slice()).unwrap();
         assert_eq!(reader.origin(), "example.org/l");
-        assert!(matches!(reader.next_record().unwrap(), Some(ExportRecord::Entry(e)) if e.len() == 300));
-        assert!(matches!(reader.next_record().unwrap(), Some(ExportRecord::Checkpoint(_))));
+        assert!(
+            matches!(reader.next_record().unwrap(), Some(ExportRecord::Entry(e)) if e.len() == 300)
+        );
+        assert!(matches!(
+            reader.next_record().unwrap(),
+            Some(ExportRecord::Checkpoint(_))
+        ));
         assert!(reader.next_record().unwrap().is_none());
         assert_eq!(reader.offset(), bytes.len() as u64);
     }
@@ -221,6 +267,9 @@ mod tests {
             let between_records = cut == after_header || cut == after_entry;
             assert_eq!(result.is_ok(), between_records, "cut at byte {cut}");
         }
-        assert!(matches!(ExportReader::open(&b"not an export at all"[..]), Err(ExportError::BadMagic)));
+        assert!(matches!(
+            ExportReader::open(&b"not an export at all"[..]),
+            Err(ExportError::BadMagic)
+        ));
     }
 }

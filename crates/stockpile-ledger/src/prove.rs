@@ -62,10 +62,17 @@ impl ProofSource {
     /// Reads an export, verifying every checkpoint (trusted key, origin, root) so that no
     /// proof is ever issued against a checkpoint that does not match the entries. Keeps
     /// the bytes of entry `keep_entry`, if given.
-    pub fn load<R: Read>(input: R, trust: &TrustRoot, keep_entry: Option<u64>) -> Result<ProofSource, ProveError> {
+    pub fn load<R: Read>(
+        input: R,
+        trust: &TrustRoot,
+        keep_entry: Option<u64>,
+    ) -> Result<ProofSource, ProveError> {
         let mut reader = ExportReader::open(input)?;
         if reader.origin() != trust.origin {
-            return Err(ProveError::WrongOrigin { expected: trust.origin.clone(), found: reader.origin().into() });
+            return Err(ProveError::WrongOrigin {
+                expected: trust.origin.clone(),
+                found: reader.origin().into(),
+            });
         }
         let mut tree = MerkleTree::new();
         let mut checkpoints = Vec::new();
@@ -80,7 +87,10 @@ impl ProofSource {
                 }
                 ExportRecord::Checkpoint(note) => {
                     let (checkpoint, _) = open_checkpoint(&note, &trust.origin, &trust.log_keys)
-                        .map_err(|error| ProveError::BadCheckpoint { size: 0, problem: error.to_string() })?;
+                        .map_err(|error| ProveError::BadCheckpoint {
+                            size: 0,
+                            problem: error.to_string(),
+                        })?;
                     if tree.root_at(checkpoint.size).ok() != Some(checkpoint.root) {
                         return Err(ProveError::BadCheckpoint {
                             size: checkpoint.size,
@@ -93,7 +103,11 @@ impl ProofSource {
                 ExportRecord::Header { .. } => {}
             }
         }
-        Ok(ProofSource { tree, checkpoints, wanted_entry })
+        Ok(ProofSource {
+            tree,
+            checkpoints,
+            wanted_entry,
+        })
     }
 
     pub fn entries(&self) -> u64 {
@@ -110,17 +124,23 @@ impl ProofSource {
     }
 
     fn checkpoint_of_size(&self, size: u64) -> Result<&VerifiedCheckpoint, ProveError> {
-        self.checkpoints.iter().find(|c| c.checkpoint.size == size).ok_or_else(|| ProveError::NoCheckpointOfSize {
-            size,
-            available: self.checkpoints.iter().map(|c| c.checkpoint.size).collect(),
-        })
+        self.checkpoints
+            .iter()
+            .find(|c| c.checkpoint.size == size)
+            .ok_or_else(|| ProveError::NoCheckpointOfSize {
+                size,
+                available: self.checkpoints.iter().map(|c| c.checkpoint.size).collect(),
+            })
     }
 
     /// A tlog-proof of entry `index` against the checkpoint of `size`, or against the
     /// latest verified checkpoint when `size` is `None`.
     pub fn inclusion(&self, index: u64, size: Option<u64>) -> Result<TlogProof, ProveError> {
         if index >= self.tree.size() {
-            return Err(ProveError::NoSuchEntry { index, entries: self.tree.size() });
+            return Err(ProveError::NoSuchEntry {
+                index,
+                entries: self.tree.size(),
+            });
         }
         let checkpoint = match size {
             Some(size) => self.checkpoint_of_size(size)?,
@@ -138,13 +158,25 @@ impl ProofSource {
             .tree
             .inclusion_proof(index, checkpoint.checkpoint.size)
             .map_err(|error| ProveError::Invalid(error.to_string()))?;
-        Ok(TlogProof { extra: None, index, path, checkpoint: checkpoint.note.clone() })
+        Ok(TlogProof {
+            extra: None,
+            index,
+            path,
+            checkpoint: checkpoint.note.clone(),
+        })
     }
 
     /// A consistency proof between two verified checkpoints of the export.
-    pub fn consistency(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProofFile, ProveError> {
+    pub fn consistency(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProofFile, ProveError> {
         if old_size == 0 || old_size >= new_size {
-            return Err(ProveError::BadSizes { old: old_size, new: new_size });
+            return Err(ProveError::BadSizes {
+                old: old_size,
+                new: new_size,
+            });
         }
         let old = self.checkpoint_of_size(old_size)?;
         let new = self.checkpoint_of_size(new_size)?;
@@ -174,16 +206,30 @@ pub struct ConsistencyProofFile {
 
 /// Checks a tlog-proof for `entry_bytes` against the trust root; returns the checkpoint
 /// that the entry is proven to be included in.
-pub fn check_inclusion(proof_text: &[u8], entry_bytes: &[u8], trust: &TrustRoot) -> Result<Checkpoint, ProveError> {
-    let proof = TlogProof::parse(proof_text).map_err(|error| ProveError::Invalid(error.to_string()))?;
-    proof.verify(entry_bytes, &trust.origin, &trust.log_keys).map_err(|error| ProveError::Invalid(error.to_string()))
+pub fn check_inclusion(
+    proof_text: &[u8],
+    entry_bytes: &[u8],
+    trust: &TrustRoot,
+) -> Result<Checkpoint, ProveError> {
+    let proof =
+        TlogProof::parse(proof_text).map_err(|error| ProveError::Invalid(error.to_string()))?;
+    proof
+        .verify(entry_bytes, &trust.origin, &trust.log_keys)
+        .map_err(|error| ProveError::Invalid(error.to_string()))
 }
 
 /// Checks a consistency-proof file against the trust root; returns (old, new).
-pub fn check_consistency(file_text: &str, trust: &TrustRoot) -> Result<(Checkpoint, Checkpoint), ProveError> {
-    let file: ConsistencyProofFile = serde_json::from_str(file_text).map_err(|error| ProveError::BadFile(error.to_string()))?;
+pub fn check_consistency(
+    file_text: &str,
+    trust: &TrustRoot,
+) -> Result<(Checkpoint, Checkpoint), ProveError> {
+    let file: ConsistencyProofFile =
+        serde_json::from_str(file_text).map_err(|error| ProveError::BadFile(error.to_string()))?;
     if file.format != CONSISTENCY_FORMAT {
-        return Err(ProveError::BadFile(format!("format is {:?}, expected {CONSISTENCY_FORMAT:?}", file.format)));
+        return Err(ProveError::BadFile(format!(
+            "format is {:?}, expected {CONSISTENCY_FORMAT:?}",
+            file.format
+        )));
     }
     let open = |note: &str| {
         open_checkpoint(note.as_bytes(), &trust.origin, &trust.log_keys)
@@ -200,9 +246,12 @@ pub fn check_consistency(file_text: &str, trust: &TrustRoot) -> Result<(Checkpoi
                 .decode(text)
                 .ok()
                 .and_then(|bytes| Hash32::from_slice(&bytes))
-                .ok_or_else(|| ProveError::BadFile(format!("proof hash {text:?} is not base64 of 32 bytes")))
+                .ok_or_else(|| {
+                    ProveError::BadFile(format!("proof hash {text:?} is not base64 of 32 bytes"))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    verify_consistency(old.size, new.size, &old.root, &new.root, &proof).map_err(|error| ProveError::Invalid(error.to_string()))?;
+    verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
+        .map_err(|error| ProveError::Invalid(error.to_string()))?;
     Ok((old, new))
 }

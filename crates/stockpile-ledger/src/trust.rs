@@ -49,7 +49,11 @@ pub enum TrustRootError {
     #[error("trust root names no {which} key")]
     NoKeys { which: &'static str },
     #[error("trust root {which} key {text:?} is not a valid C2SP Ed25519 verifier key: {problem}")]
-    BadKey { which: &'static str, text: String, problem: String },
+    BadKey {
+        which: &'static str,
+        text: String,
+        problem: String,
+    },
 }
 
 impl TrustRoot {
@@ -61,21 +65,22 @@ impl TrustRoot {
         if file.origin.is_empty() {
             return Err(TrustRootError::EmptyOrigin);
         }
-        let parse_all = |which: &'static str, texts: &[String]| -> Result<Vec<VerifierKey>, TrustRootError> {
-            if texts.is_empty() {
-                return Err(TrustRootError::NoKeys { which });
-            }
-            texts
-                .iter()
-                .map(|text| {
-                    VerifierKey::parse(text).map_err(|error| TrustRootError::BadKey {
-                        which,
-                        text: text.chars().take(200).collect(),
-                        problem: error.to_string(),
+        let parse_all =
+            |which: &'static str, texts: &[String]| -> Result<Vec<VerifierKey>, TrustRootError> {
+                if texts.is_empty() {
+                    return Err(TrustRootError::NoKeys { which });
+                }
+                texts
+                    .iter()
+                    .map(|text| {
+                        VerifierKey::parse(text).map_err(|error| TrustRootError::BadKey {
+                            which,
+                            text: text.chars().take(200).collect(),
+                            problem: error.to_string(),
+                        })
                     })
-                })
-                .collect()
-        };
+                    .collect()
+            };
         Ok(TrustRoot {
             origin: file.origin,
             log_keys: parse_all("log", &file.log_keys)?,
@@ -88,7 +93,11 @@ impl TrustRoot {
             format: TRUST_FORMAT.into(),
             origin: self.origin.clone(),
             log_keys: self.log_keys.iter().map(|key| key.to_string()).collect(),
-            authority_keys: self.authority_keys.iter().map(|key| key.to_string()).collect(),
+            authority_keys: self
+                .authority_keys
+                .iter()
+                .map(|key| key.to_string())
+                .collect(),
         };
         serde_json::to_string_pretty(&file).expect("a trust root always serializes") + "\n"
     }
@@ -97,7 +106,10 @@ impl TrustRoot {
     pub fn ledger_authority_keys(&self) -> Vec<AuthorityKey> {
         self.authority_keys
             .iter()
-            .map(|key| AuthorityKey { key_id: key.name.clone(), public_key: key.public.to_bytes() })
+            .map(|key| AuthorityKey {
+                key_id: key.name.clone(),
+                public_key: key.public.to_bytes(),
+            })
             .collect()
     }
 }
