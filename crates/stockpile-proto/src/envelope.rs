@@ -28,11 +28,17 @@ pub struct DecodedSubmission {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmissionError {
     #[error("submission is {size_bytes} bytes; the limit is {limit_bytes}")]
-    Oversized { size_bytes: usize, limit_bytes: usize },
+    Oversized {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     #[error("submission is not a protobuf stockpile.v1.Submission: {detail}")]
     Malformed { detail: String },
     #[error("submission field {field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
     #[error("submitted event: {0}")]
     Event(#[from] EventDecodeError),
 }
@@ -52,23 +58,40 @@ impl SubmissionError {
 /// Decodes a submission and its event. Never panics, whatever the bytes.
 pub fn decode_submission(bytes: &[u8]) -> Result<DecodedSubmission, SubmissionError> {
     if bytes.len() > SUBMISSION_BYTES_MAX {
-        return Err(SubmissionError::Oversized { size_bytes: bytes.len(), limit_bytes: SUBMISSION_BYTES_MAX });
+        return Err(SubmissionError::Oversized {
+            size_bytes: bytes.len(),
+            limit_bytes: SUBMISSION_BYTES_MAX,
+        });
     }
-    let submission = wire::Submission::decode(bytes).map_err(|error| SubmissionError::Malformed { detail: error.to_string() })?;
+    let submission =
+        wire::Submission::decode(bytes).map_err(|error| SubmissionError::Malformed {
+            detail: error.to_string(),
+        })?;
     if submission.key_id.is_empty() || submission.key_id.len() > ID_BYTES_MAX {
         return Err(SubmissionError::Invalid {
             field: "key_id",
-            problem: format!("must be 1 to {ID_BYTES_MAX} bytes, is {}", submission.key_id.len()),
+            problem: format!(
+                "must be 1 to {ID_BYTES_MAX} bytes, is {}",
+                submission.key_id.len()
+            ),
         });
     }
     if submission.signature.len() != 64 {
         return Err(SubmissionError::Invalid {
             field: "signature",
-            problem: format!("an Ed25519 signature is 64 bytes, this is {}", submission.signature.len()),
+            problem: format!(
+                "an Ed25519 signature is 64 bytes, this is {}",
+                submission.signature.len()
+            ),
         });
     }
     let event = decode_event(&submission.event)?;
-    Ok(DecodedSubmission { event_bytes: submission.event, key_id: submission.key_id, signature: submission.signature, event })
+    Ok(DecodedSubmission {
+        event_bytes: submission.event,
+        key_id: submission.key_id,
+        signature: submission.signature,
+        event,
+    })
 }
 
 /// Serializes a submission from its parts.
@@ -109,27 +132,42 @@ pub struct DecodedEntry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
     #[error("entry is {size_bytes} bytes; the limit is {limit_bytes}")]
-    Oversized { size_bytes: usize, limit_bytes: usize },
+    Oversized {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     #[error("entry is not a protobuf stockpile.v1.LedgerEntry: {detail}")]
     Malformed { detail: String },
     #[error("entry field {field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 /// Decodes a ledger entry. Never panics, whatever the bytes.
 pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, EntryError> {
     if bytes.len() > ENTRY_BYTES_MAX {
-        return Err(EntryError::Oversized { size_bytes: bytes.len(), limit_bytes: ENTRY_BYTES_MAX });
+        return Err(EntryError::Oversized {
+            size_bytes: bytes.len(),
+            limit_bytes: ENTRY_BYTES_MAX,
+        });
     }
-    let entry = wire::LedgerEntry::decode(bytes).map_err(|error| EntryError::Malformed { detail: error.to_string() })?;
-    let prev_entry_hash = Hash32::from_slice(&entry.prev_entry_hash).ok_or_else(|| EntryError::Invalid {
-        field: "prev_entry_hash",
-        problem: format!("must be 32 bytes, is {}", entry.prev_entry_hash.len()),
+    let entry = wire::LedgerEntry::decode(bytes).map_err(|error| EntryError::Malformed {
+        detail: error.to_string(),
     })?;
+    let prev_entry_hash =
+        Hash32::from_slice(&entry.prev_entry_hash).ok_or_else(|| EntryError::Invalid {
+            field: "prev_entry_hash",
+            problem: format!("must be 32 bytes, is {}", entry.prev_entry_hash.len()),
+        })?;
     let verdict = match wire::Verdict::try_from(entry.verdict) {
         Ok(wire::Verdict::Accepted) => {
             if !entry.rejection_code.is_empty() || !entry.rejection_reason.is_empty() {
-                return Err(EntryError::Invalid { field: "rejection_code", problem: "set on an accepted entry".into() });
+                return Err(EntryError::Invalid {
+                    field: "rejection_code",
+                    problem: "set on an accepted entry".into(),
+                });
             }
             EntryVerdict::Accepted
         }
@@ -141,12 +179,21 @@ pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, EntryError> {
                 });
             }
             if entry.rejection_reason.len() > TEXT_BYTES_MAX {
-                return Err(EntryError::Invalid { field: "rejection_reason", problem: "too long".into() });
+                return Err(EntryError::Invalid {
+                    field: "rejection_reason",
+                    problem: "too long".into(),
+                });
             }
-            EntryVerdict::Rejected { code: entry.rejection_code, reason: entry.rejection_reason }
+            EntryVerdict::Rejected {
+                code: entry.rejection_code,
+                reason: entry.rejection_reason,
+            }
         }
         _ => {
-            return Err(EntryError::Invalid { field: "verdict", problem: format!("unknown verdict {}", entry.verdict) });
+            return Err(EntryError::Invalid {
+                field: "verdict",
+                problem: format!("unknown verdict {}", entry.verdict),
+            });
         }
     };
     Ok(DecodedEntry {
@@ -162,7 +209,9 @@ pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, EntryError> {
 pub fn encode_entry(entry: &DecodedEntry) -> Vec<u8> {
     let (verdict, rejection_code, rejection_reason) = match &entry.verdict {
         EntryVerdict::Accepted => (wire::Verdict::Accepted, String::new(), String::new()),
-        EntryVerdict::Rejected { code, reason } => (wire::Verdict::Rejected, code.clone(), reason.clone()),
+        EntryVerdict::Rejected { code, reason } => {
+            (wire::Verdict::Rejected, code.clone(), reason.clone())
+        }
     };
     wire::LedgerEntry {
         index: entry.index,
@@ -187,13 +236,25 @@ mod tests {
             prev_entry_hash: Hash32::digest(b"prev"),
             submission: Bytes::from_static(b"\xff\x00not a submission"),
             recorded_at: TimestampMs(1_700_000_000_000),
-            verdict: EntryVerdict::Rejected { code: "malformed.submission".into(), reason: "garbage".into() },
+            verdict: EntryVerdict::Rejected {
+                code: "malformed.submission".into(),
+                reason: "garbage".into(),
+            },
         };
         let bytes = encode_entry(&entry);
         assert_eq!(decode_entry(&bytes), Ok(entry));
-        assert!(matches!(decode_entry(b"\xff\xff\xff"), Err(EntryError::Malformed { .. })));
-        assert!(matches!(decode_submission(b"\x0a\x05abc"), Err(SubmissionError::Malformed { .. })));
+        assert!(matches!(
+            decode_entry(b"\xff\xff\xff"),
+            Err(EntryError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_submission(b"\x0a\x05abc"),
+            Err(SubmissionError::Malformed { .. })
+        ));
         let oversized = vec![0u8; SUBMISSION_BYTES_MAX + 1];
-        assert_eq!(decode_submission(&oversized).unwrap_err().code(), "malformed.oversized");
+        assert_eq!(
+            decode_submission(&oversized).unwrap_err().code(),
+            "malformed.oversized"
+        );
     }
 }
