@@ -181,57 +181,81 @@ pub fn verify_strict(
 /// One item of [`verify_batch`]: the message, the signature and the public key.
 pub type BatchItem<'a> = (&'a [u8], [u8; SIGNATURE_BYTES], [u8; PUBLIC_KEY_BYTES]);
 
-/// Verifies many `(message, signature, public key)` items; one verdict per item, `true` when
-/// [`verify_strict`] would accept it.
+/// Verifies many `(message, signature, public key)` items; one verdict per item. `true`
+/// means the signature is valid; see [`BatchKeys`] for how that relates to
+/// [`verify_strict`].
+pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
+    let mut keys = BatchKeys::default();
+    for item in items {
+        keys.screen(&item.2);
+    }
+    keys.verify_batch(items)
+}
+
+/// Public keys decoded and screened once, then used for any number of batches.
 ///
 /// Batch verification is cofactorless like `verify_strict`, but it does not reject what
-/// `verify_strict` rejects: small-order keys and `R`, non-canonical encodings. So each item
-/// is screened first, and only items whose public key is canonical, of large order and
-/// torsion-free (checked once per distinct key) and whose `R` is canonical and not of small
-/// order go into `ed25519_dalek::verify_batch`, in chunks of 64. Every other item, and every
-/// item of a chunk whose batch fails, is judged by [`verify_strict`] alone.
+/// `verify_strict` rejects. Keys are therefore screened: only a key that is canonical, of
+/// large order and torsion-free joins a batch (a scalar multiplication, done once per
+/// key, not per batch). Items whose key is not screened in, and every item of a chunk
+/// whose batch fails, are judged by [`verify_strict`] alone.
 ///
-/// Residual difference, accepted for speed: an `R` with a torsion component that is not of
-/// small order can only be produced by the key's holder, and the batch equation accepts such
-/// an item with probability 1/8 while `verify_strict` always rejects it. Checking every `R`
-/// for torsion would cost a scalar multiplication per item, more than batching saves.
-pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
-    let mut verdicts = vec![false; items.len()];
-    // Screening a key costs a scalar multiplication (the torsion check); keys repeat across
-    // items, so each distinct key is screened once. Bounded by the number of items.
-    let mut screened_keys: BTreeMap<[u8; PUBLIC_KEY_BYTES], Option<VerifyingKey>> = BTreeMap::new();
-    let strict = |item: &BatchItem<'_>| verify_strict(&item.2, item.0, &item.1).is_ok();
+/// Residual difference, accepted for speed: `R` is not screened (that would decompress
+/// it a second time, the largest single cost). A signature whose `R` is non-canonical,
+/// of small order or has a torsion component can only be made by the key's holder — it
+/// still needs the private key to satisfy the equation — and a batch may accept it where
+/// `verify_strict` refuses it. Callers that must match the sequencer's strict rule
+/// exactly use [`verify_strict`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchKeys {
+    /// Bounded by the number of distinct keys screened.
+    screened: BTreeMap<[u8; PUBLIC_KEY_BYTES], Option<VerifyingKey>>,
+}
 
-    for (chunk_number, chunk) in items.chunks(BATCH_CHUNK_ITEMS).enumerate() {
-        let base = chunk_number * BATCH_CHUNK_ITEMS;
-        let mut batch_positions = Vec::with_capacity(chunk.len());
-        let mut messages = Vec::with_capacity(chunk.len());
-        let mut signatures = Vec::with_capacity(chunk.len());
-        let mut keys = Vec::with_capacity(chunk.len());
-        for (offset, item) in chunk.iter().enumerate() {
-            let (message, signature, public) = item;
-            let key = *screened_keys
-                .entry(*public)
-                .or_insert_with(|| batchable_key(public));
-            match key {
-                Some(key) if batchable_r(signature) => {
-                    batch_positions.push(base + offset);
-                    messages.push(*message);
-                    signatures.push(Signature::from_bytes(signature));
-                    keys.push(key);
-                }
-                _ => verdicts[base + offset] = strict(item),
-            }
-        }
-        if batch_positions.is_empty() {
-            continue;
-        }
-        let batch_ok = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
-        for position in batch_positions {
-            verdicts[position] = batch_ok || strict(&items[position]);
+impl BatchKeys {
+    /// Decodes and screens `public` unless it was screened before.
+    pub fn screen(&mut self, public: &[u8; PUBLIC_KEY_BYTES]) {
+        if !self.screened.contains_key(public) {
+            self.screened.insert(*public, batchable_key(public));
         }
     }
-    verdicts
+
+    pub fn is_screened(&self, public: &[u8; PUBLIC_KEY_BYTES]) -> bool {
+        self.screened.contains_key(public)
+    }
+
+    /// One verdict per item; items with keys never screened are checked strictly.
+    pub fn verify_batch(&self, items: &[BatchItem<'_>]) -> Vec<bool> {
+        let mut verdicts = vec![false; items.len()];
+        let strict = |item: &BatchItem<'_>| verify_strict(&item.2, item.0, &item.1).is_ok();
+        for (chunk_number, chunk) in items.chunks(BATCH_CHUNK_ITEMS).enumerate() {
+            let base = chunk_number * BATCH_CHUNK_ITEMS;
+            let mut batch_positions = Vec::with_capacity(chunk.len());
+            let mut messages = Vec::with_capacity(chunk.len());
+            let mut signatures = Vec::with_capacity(chunk.len());
+            let mut keys = Vec::with_capacity(chunk.len());
+            for (offset, item) in chunk.iter().enumerate() {
+                let (message, signature, public) = item;
+                match self.screened.get(public) {
+                    Some(Some(key)) => {
+                        batch_positions.push(base + offset);
+                        messages.push(*message);
+                        signatures.push(Signature::from_bytes(signature));
+                        keys.push(*key);
+                    }
+                    _ => verdicts[base + offset] = strict(item),
+                }
+            }
+            if batch_positions.is_empty() {
+                continue;
+            }
+            let batch_ok = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
+            for position in batch_positions {
+                verdicts[position] = batch_ok || strict(&items[position]);
+            }
+        }
+        verdicts
+    }
 }
 
 /// The decoded key if it may join a batch: canonical, not weak, and torsion-free (a
@@ -239,14 +263,6 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
 fn batchable_key(public: &[u8; PUBLIC_KEY_BYTES]) -> Option<VerifyingKey> {
     let key = decode_public_key(public).ok()?;
     key.to_edwards().is_torsion_free().then_some(key)
-}
-
-/// Whether the signature's `R` is canonically encoded and not of small order, the two
-/// conditions `verify_strict` puts on `R` that the batch equation does not.
-fn batchable_r(signature: &[u8; SIGNATURE_BYTES]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
-    decode_public_key(&r).is_ok()
 }
 
 /// The fields of a verifier key string, decoded but not yet checked against a type.
@@ -1064,8 +1080,8 @@ mod tests {
             .map(|(m, (s, k))| (m.as_slice(), *s, *k))
             .collect();
         items.insert(2, (b"anything".as_slice(), forged, identity));
-        // A valid signature with a small-order R under a good key cannot be made, but an
-        // R of small order must be screened out of the batch all the same.
+        // A small-order R under a good key cannot satisfy the equation without the private
+        // key: the batch fails and the strict check refuses the item.
         let mut small_r = signatures[0];
         small_r[..32].copy_from_slice(&identity);
         items.push((messages[0].as_slice(), small_r, keys[0]));

@@ -21,7 +21,7 @@ use crate::trust::TrustRoot;
 use bytes::Bytes;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use stockpile_core::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
 use stockpile_core::hash::{Hash32, entry_link_hash, event_signature_message};
@@ -39,8 +39,8 @@ use stockpile_proto::export_codec::ExportRecord;
 /// Entries decoded and signature-checked together on all cores.
 pub const VERIFY_BATCH_ENTRIES: usize = 4096;
 
-/// Signatures handed to one Ed25519 batch verification.
-const SIGNATURE_BATCH: usize = 64;
+/// Signatures handed to one worker for batch verification.
+const SIGNATURE_BATCH: usize = 256;
 
 /// What kind of problem a finding is. Loss (missing entries) and forgery (bytes that do
 /// not hash or verify) are told apart, as JetStream's durability caveats require.
@@ -170,6 +170,65 @@ fn prepare(bytes: Bytes) -> Prepared {
     }
 }
 
+/// Public keys as known when a batch was prepared.
+struct KeySnapshot {
+    public_keys: HashMap<String, [u8; 32]>,
+    batch_keys: keys::BatchKeys,
+}
+
+/// Decodes a batch and checks the signatures of its accepted entries whose keys are known,
+/// on all cores. Rejected entries are rare; their signatures (which only move the emitter
+/// sequence) are checked strictly during admission, exactly as the sequencer did.
+fn prepare_batch(batch: Vec<Bytes>, keys: &KeySnapshot, strict: bool) -> Vec<Prepared> {
+    let mut prepared: Vec<Prepared> = batch.into_par_iter().map(prepare).collect();
+    prepared.par_chunks_mut(SIGNATURE_BATCH).for_each(|chunk| {
+        let mut slots = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::with_capacity(chunk.len());
+        let mut items = Vec::with_capacity(chunk.len());
+        for (slot, item) in chunk.iter().enumerate() {
+            if !matches!(&item.entry, Ok(entry) if entry.verdict == EntryVerdict::Accepted) {
+                continue;
+            }
+            let Some(Ok(submission)) = &item.submission else {
+                continue;
+            };
+            let Some(public_key) = keys.public_keys.get(&submission.key_id) else {
+                continue;
+            };
+            let Ok(signature) = <[u8; 64]>::try_from(submission.signature.as_ref()) else {
+                continue;
+            };
+            slots.push((slot, *public_key));
+            messages.push(event_signature_message(&submission.event_bytes));
+            items.push((signature, *public_key));
+        }
+        let verdicts: Vec<bool> = if strict {
+            messages
+                .iter()
+                .zip(&items)
+                .map(|(message, (signature, key))| {
+                    keys::verify_strict(key, message, signature).is_ok()
+                })
+                .collect()
+        } else {
+            let batch: Vec<keys::BatchItem<'_>> = messages
+                .iter()
+                .zip(&items)
+                .map(|(message, (signature, key))| (message.as_slice(), *signature, *key))
+                .collect();
+            keys.batch_keys.verify_batch(&batch)
+        };
+        for ((slot, public_key), valid) in slots.into_iter().zip(verdicts) {
+            chunk[slot].signature_check = if valid {
+                SignatureCheck::Valid(public_key)
+            } else {
+                SignatureCheck::Invalid(public_key)
+            };
+        }
+    });
+    prepared
+}
+
 struct PendingCheckpoint {
     checkpoint: Checkpoint,
 }
@@ -198,6 +257,10 @@ pub struct Verifier {
     flags_total: u64,
     /// Check every signature with `verify_strict` instead of batches.
     strict_signatures: bool,
+    /// Public keys screened for batch verification, once each.
+    batch_keys: keys::BatchKeys,
+    /// The last batch pushed: decoded and signature-checked, not yet judged.
+    in_flight: Option<Vec<Prepared>>,
 }
 
 impl Verifier {
@@ -222,6 +285,8 @@ impl Verifier {
             flags: Vec::new(),
             flags_total: 0,
             strict_signatures: false,
+            batch_keys: keys::BatchKeys::default(),
+            in_flight: None,
         }
     }
 
@@ -233,6 +298,7 @@ impl Verifier {
         self
     }
 
+    /// Entries judged so far (entries still in flight are not counted).
     pub fn entries_seen(&self) -> u64 {
         self.entries_seen
     }
@@ -266,76 +332,53 @@ impl Verifier {
         self.push_entries(vec![bytes]);
     }
 
-    /// Verifies a batch of consecutive entries: decoding and signatures run on all cores,
-    /// then the chain and the rules are checked in order.
+    /// Verifies a batch of consecutive entries. Decoding and signature checks of this
+    /// batch run on all cores while the previous batch is judged in order, so the
+    /// sequential admission overlaps the parallel work; call [`Verifier::flush`] (or
+    /// `push_checkpoint`, `finish`) to judge what is still in flight.
     pub fn push_entries(&mut self, batch: Vec<Bytes>) {
-        let mut prepared: Vec<Prepared> = batch.into_par_iter().map(prepare).collect();
-        if self.strict_signatures {
-            self.check_signatures_strictly(&mut prepared);
-        } else {
-            self.check_signatures(&mut prepared);
+        let keys = self.key_snapshot();
+        let strict = self.strict_signatures;
+        let in_flight = self.in_flight.take();
+        let (prepared, ()) = rayon::join(
+            || prepare_batch(batch, &keys, strict),
+            || {
+                if let Some(previous) = in_flight {
+                    self.process_all(previous);
+                }
+            },
+        );
+        self.in_flight = Some(prepared);
+    }
+
+    /// Judges every entry still in flight.
+    pub fn flush(&mut self) {
+        if let Some(previous) = self.in_flight.take() {
+            self.process_all(previous);
         }
+    }
+
+    fn process_all(&mut self, prepared: Vec<Prepared>) {
         for item in prepared {
             self.process(item);
         }
     }
 
-    /// Verifies each signature whose key is already known with `verify_strict`, on all
-    /// cores: slower than batches, and exactly the sequencer's rule.
-    fn check_signatures_strictly(&self, prepared: &mut [Prepared]) {
-        let state = &self.state;
-        prepared.par_iter_mut().for_each(|item| {
-            let Some(Ok(submission)) = &item.submission else {
-                return;
-            };
-            let Some(public_key) = state.public_key(&submission.key_id) else {
-                return;
-            };
-            let message = event_signature_message(&submission.event_bytes);
-            item.signature_check =
-                match keys::verify_strict(&public_key, &message, &submission.signature) {
-                    Ok(()) => SignatureCheck::Valid(public_key),
-                    Err(_) => SignatureCheck::Invalid(public_key),
-                };
-        });
-    }
-
-    /// Batch-verifies the signatures whose keys are already known; the rest (keys
-    /// authorised inside this batch) are checked one by one during admission.
-    fn check_signatures(&self, prepared: &mut [Prepared]) {
-        let state = &self.state;
-        prepared.par_chunks_mut(SIGNATURE_BATCH).for_each(|chunk| {
-            let mut slots = Vec::with_capacity(chunk.len());
-            let mut messages = Vec::with_capacity(chunk.len());
-            let mut items = Vec::with_capacity(chunk.len());
-            for (slot, item) in chunk.iter().enumerate() {
-                let Some(Ok(submission)) = &item.submission else {
-                    continue;
-                };
-                let Some(public_key) = state.public_key(&submission.key_id) else {
-                    continue;
-                };
-                let Ok(signature) = <[u8; 64]>::try_from(submission.signature.as_ref()) else {
-                    continue;
-                };
-                slots.push((slot, public_key));
-                messages.push(event_signature_message(&submission.event_bytes));
-                items.push((signature, public_key));
-            }
-            let batch: Vec<(&[u8], [u8; 64], [u8; 32])> = messages
-                .iter()
-                .zip(&items)
-                .map(|(message, (signature, key))| (message.as_slice(), *signature, *key))
-                .collect();
-            let verdicts = keys::verify_batch(&batch);
-            for ((slot, public_key), valid) in slots.into_iter().zip(verdicts) {
-                chunk[slot].signature_check = if valid {
-                    SignatureCheck::Valid(public_key)
-                } else {
-                    SignatureCheck::Invalid(public_key)
-                };
-            }
-        });
+    /// The public keys known now, screened for batches. Keys authorised by entries not
+    /// yet judged are missing: those entries' signatures are checked during admission.
+    fn key_snapshot(&mut self) -> KeySnapshot {
+        let public_keys: HashMap<String, [u8; 32]> = self
+            .state
+            .keys()
+            .map(|record| (record.key_id.clone(), record.public_key))
+            .collect();
+        for public_key in public_keys.values() {
+            self.batch_keys.screen(public_key);
+        }
+        KeySnapshot {
+            public_keys,
+            batch_keys: self.batch_keys.clone(),
+        }
     }
 
     fn process(&mut self, item: Prepared) {
@@ -503,6 +546,7 @@ impl Verifier {
 
     /// Verifies a checkpoint note: from the export, or held by the inspector separately.
     pub fn push_checkpoint(&mut self, note: &[u8]) {
+        self.flush();
         let checkpoint = match open_checkpoint(note, &self.trust.origin, &self.trust.log_keys) {
             Ok((checkpoint, _note)) => checkpoint,
             Err(error) => {
@@ -597,6 +641,7 @@ impl Verifier {
 
     /// Records that the export could not be read past this point.
     pub fn export_unreadable(&mut self, error: &ExportError) {
+        self.flush();
         self.finding(
             Some(self.entries_seen),
             FindingClass::Format,
@@ -611,6 +656,7 @@ impl Verifier {
 
     /// Closes the verification and produces the report.
     pub fn finish(mut self) -> Report {
+        self.flush();
         let pending = std::mem::take(&mut self.pending);
         for (size, checkpoints) in pending {
             for _ in checkpoints {
