@@ -31,6 +31,9 @@ pub const EXIT_ERROR: u8 = 2;
 /// Findings printed in the human summary; `--json` lists them all (up to the kept limit).
 const FINDINGS_PRINTED_MAX: usize = 25;
 
+/// Flags printed in the human summary; `--json` lists them all (up to the kept limit).
+const FLAGS_PRINTED_MAX: usize = 25;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stockpile",
@@ -456,6 +459,22 @@ fn print_summary(report: &Report, export: &Path, seconds: f64, out: &mut dyn Wri
             by_rule.join(", ")
         }
     )?;
+    for flag in report.flags.iter().take(FLAGS_PRINTED_MAX) {
+        writeln!(
+            out,
+            "    {:>10}  {:<34} {}",
+            format!("#{}", flag.index),
+            flag.code,
+            flag.message
+        )?;
+    }
+    if report.flags_total as usize > FLAGS_PRINTED_MAX {
+        writeln!(
+            out,
+            "    … and {} more flags (use --json)",
+            report.flags_total as usize - FLAGS_PRINTED_MAX
+        )?;
+    }
     writeln!(out, "  state digest   {}", report.state_digest)?;
     let rate = if seconds > 0.0 {
         report.entries as f64 / seconds
