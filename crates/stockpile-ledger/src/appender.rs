@@ -9,7 +9,7 @@ use bytes::Bytes;
 use stockpile_core::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint};
 use stockpile_core::hash::{Hash32, entry_link_hash};
 use stockpile_core::keys::SignerKey;
-use stockpile_core::ledger::{Admission, AuthorityKey, Candidate, LedgerState, SignatureCheck};
+use stockpile_core::ledger::{Admission, AuthorityKey, LedgerState, SignatureCheck};
 use stockpile_core::merkle::{MerkleTree, empty_root, leaf_hash};
 use stockpile_core::state::Flag;
 use stockpile_core::time::TimestampMs;
@@ -120,13 +120,7 @@ impl Appender {
             },
             Ok(decoded) => {
                 event_id = Some(decoded.event.event_id.clone());
-                let candidate = Candidate {
-                    key_id: &decoded.key_id,
-                    event_bytes: &decoded.event_bytes,
-                    signature: &decoded.signature,
-                    event: &decoded.event,
-                    signature_check,
-                };
+                let candidate = decoded.candidate(signature_check);
                 match self.state.admit(index, recorded_at, candidate) {
                     Admission::Accepted { flags: raised } => {
                         flags.extend(raised);

@@ -26,7 +26,7 @@ use std::io::Read;
 use stockpile_core::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
 use stockpile_core::hash::{Hash32, entry_link_hash, event_signature_message};
 use stockpile_core::keys;
-use stockpile_core::ledger::{Admission, Candidate, LedgerState, SignatureCheck};
+use stockpile_core::ledger::{Admission, LedgerState, SignatureCheck};
 use stockpile_core::limits::FINDINGS_KEPT_MAX;
 use stockpile_core::merkle::{CompactRange, leaf_hash};
 use stockpile_core::state::{Flag, StockpileSummary};
@@ -485,13 +485,7 @@ impl Verifier {
         match (&entry.verdict, submission) {
             (EntryVerdict::Accepted, Some(Ok(decoded))) => {
                 self.accepted += 1;
-                let candidate = Candidate {
-                    key_id: &decoded.key_id,
-                    event_bytes: &decoded.event_bytes,
-                    signature: &decoded.signature,
-                    event: &decoded.event,
-                    signature_check,
-                };
+                let candidate = decoded.candidate(signature_check);
                 match self.state.admit(position, entry.recorded_at, candidate) {
                     Admission::Accepted { flags } => self.keep_flags(flags),
                     Admission::Rejected(rejection) => {
@@ -529,13 +523,7 @@ impl Verifier {
             (EntryVerdict::Rejected { .. }, submission) => {
                 self.rejected += 1;
                 if let Some(Ok(decoded)) = submission {
-                    self.state.note_rejected(Candidate {
-                        key_id: &decoded.key_id,
-                        event_bytes: &decoded.event_bytes,
-                        signature: &decoded.signature,
-                        event: &decoded.event,
-                        signature_check,
-                    });
+                    self.state.note_rejected(decoded.candidate(signature_check));
                 }
             }
             (EntryVerdict::Accepted, None) => {

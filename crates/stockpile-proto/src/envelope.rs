@@ -11,6 +11,7 @@ use prost::Message as _;
 use stockpile_core::events::Event;
 use stockpile_core::hash::{Hash32, event_signature_message};
 use stockpile_core::keys::SignerKey;
+use stockpile_core::ledger::{Candidate, SignatureCheck};
 use stockpile_core::limits::{ENTRY_BYTES_MAX, ID_BYTES_MAX, SUBMISSION_BYTES_MAX, TEXT_BYTES_MAX};
 use stockpile_core::time::TimestampMs;
 
@@ -21,6 +22,19 @@ pub struct DecodedSubmission {
     pub key_id: String,
     pub signature: Bytes,
     pub event: Event,
+}
+
+impl DecodedSubmission {
+    /// The submission as the admission code takes it, borrowing the exact signed bytes.
+    pub fn candidate(&self, signature_check: SignatureCheck) -> Candidate<'_> {
+        Candidate {
+            key_id: &self.key_id,
+            event_bytes: &self.event_bytes,
+            signature: &self.signature,
+            event: &self.event,
+            signature_check,
+        }
+    }
 }
 
 /// Why submission bytes could not be read. Each becomes a rejection record with the
