@@ -58,6 +58,14 @@ pub const RETENTION_BENCHMARK_UNITS: u64 = 2_500;
 /// Days within which discovered stock must be destroyed (flag 14): six months.
 pub const DISCOVERED_DESTRUCTION_DAYS_MAX: i64 = 183;
 
+/// Bytes of ids the compliance state keeps as text after their event: the id of every
+/// closed shipment and of its receipt (about 40 bytes a shipment), which open
+/// differences, messages and a second receipt's refusal name. Offsets into them are 32-bit
+/// to keep the per-shipment record at 32 bytes (two values are reserved as markers), so
+/// the state holds names of about 100 million shipments; past that it stops with an
+/// assertion rather than mix up names.
+pub const STATE_NAME_BYTES_MAX: u64 = u32::MAX as u64 - 1;
+
 /// Findings kept verbatim by the verifier before it only counts them, so that a
 /// thoroughly corrupted export cannot exhaust memory.
 pub const FINDINGS_KEPT_MAX: usize = 10_000;
@@ -67,6 +75,10 @@ const _: () = assert!(EXPORT_RECORD_BYTES_MAX > ENTRY_BYTES_MAX);
 const _: () = assert!(NOTE_SIGNATURES_MAX >= 16);
 const _: () = assert!(WITNESSES_MAX <= REPEATED_ITEMS_MAX);
 const _: () = assert!(QUANTITY_MAX.checked_mul(1 << 20).is_some());
+const _: () = assert!(STATE_NAME_BYTES_MAX < u32::MAX as u64);
+// Ten million shipments with the longest ids fit (two names each, each with a length of
+// at most two bytes).
+const _: () = assert!(STATE_NAME_BYTES_MAX > 10_000_000 * 2 * (ID_BYTES_MAX as u64 + 2));
 
 /// Years after EIF by which Article 4 requires every stockpiled APM destroyed. The
 /// Convention allows no extension (domain.md §1.1), so the deadline is fixed by the EIF.

@@ -2,15 +2,20 @@
 //! refused event from changing anything.
 //!
 //! An event that moves units becomes a [`Moves`]: postings of units from one account to
-//! another, where an account is a site × [`Bucket`] of the lot or the world outside the
+//! another, where an account is a site × [`Slot`] of the lot or the world outside the
 //! books (declarations come from outside; corrections may send units back there).
 //! [`ComplianceState::check_moves`] judges the net effect of all postings on every account
 //! (hard 9 for retention ceilings, hard 5 for a balance below zero or an overflow);
 //! [`ComplianceState::commit_moves`] then applies it and cannot fail.
+//!
+//! The books name institutions and shipments by handle ([`Slot`]); the read API and the
+//! messages spell them out as a [`Bucket`]. Wherever an order shows (which account a
+//! refusal names first), accounts are ordered by their ids, as if keyed by [`Bucket`].
 
-use super::{ComplianceState, HardRule, Lot, Violation};
+use super::compact::{InstIx, LotIx, ShipIx, SiteIx};
+use super::{ComplianceState, HardRule, Violation};
 use crate::time::Date;
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 use std::fmt;
 
 /// A pool of a lot at one site.
@@ -77,25 +82,124 @@ impl fmt::Display for Bucket {
     }
 }
 
+/// A [`Bucket`] as the books key it: institutions and shipments by handle (8 bytes,
+/// `Copy`). The variants are those of `Bucket`, in the same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Slot {
+    Stockpiled,
+    Retained(InstIx),
+    Korea,
+    InTransit(ShipIx),
+    Unreceived(ShipIx),
+    Destroyed,
+    Consumed(InstIx),
+    Lost,
+    TransferredOut,
+}
+
+const _: () = assert!(size_of::<Slot>() == 8);
+
+impl Slot {
+    /// See [`Bucket::is_held`].
+    pub(super) fn is_held(self) -> bool {
+        matches!(
+            self,
+            Slot::Stockpiled
+                | Slot::Retained(_)
+                | Slot::Korea
+                | Slot::InTransit(_)
+                | Slot::Unreceived(_)
+        )
+    }
+
+    /// See [`Bucket::is_site_book`].
+    pub(super) fn is_site_book(self) -> bool {
+        matches!(self, Slot::Stockpiled | Slot::Retained(_) | Slot::Korea)
+    }
+
+    /// The position of the variant, as in `Bucket`'s derived order.
+    fn rank(self) -> u8 {
+        match self {
+            Slot::Stockpiled => 0,
+            Slot::Retained(_) => 1,
+            Slot::Korea => 2,
+            Slot::InTransit(_) => 3,
+            Slot::Unreceived(_) => 4,
+            Slot::Destroyed => 5,
+            Slot::Consumed(_) => 6,
+            Slot::Lost => 7,
+            Slot::TransferredOut => 8,
+        }
+    }
+}
+
+impl ComplianceState {
+    /// `slot` with its ids spelled out.
+    pub(super) fn bucket(&self, slot: Slot) -> Bucket {
+        match slot {
+            Slot::Stockpiled => Bucket::Stockpiled,
+            Slot::Retained(institution) => Bucket::Retained {
+                institution_id: self.institution_id(institution).to_string(),
+            },
+            Slot::Korea => Bucket::Korea,
+            Slot::InTransit(shipment) => Bucket::InTransit {
+                shipment_id: self.shipments.id(shipment).to_string(),
+            },
+            Slot::Unreceived(shipment) => Bucket::Unreceived {
+                shipment_id: self.shipments.id(shipment).to_string(),
+            },
+            Slot::Destroyed => Bucket::Destroyed,
+            Slot::Consumed(institution) => Bucket::Consumed {
+                institution_id: self.institution_id(institution).to_string(),
+            },
+            Slot::Lost => Bucket::Lost,
+            Slot::TransferredOut => Bucket::TransferredOut,
+        }
+    }
+
+    /// The order of two accounts as `(site id, Bucket)` keys would sort. Ids are looked up
+    /// only as far as needed: the in-transit slot of a shipment being checked before it
+    /// is recorded is never compared with another of its kind.
+    pub(super) fn cmp_accounts(&self, a: (SiteIx, Slot), b: (SiteIx, Slot)) -> Ordering {
+        let ((a_site, a_slot), (b_site, b_slot)) = (a, b);
+        if a_site != b_site {
+            return self.site_id(a_site).cmp(self.site_id(b_site));
+        }
+        a_slot.rank().cmp(&b_slot.rank()).then_with(|| {
+            if a_slot == b_slot {
+                Ordering::Equal
+            } else {
+                self.slot_inner_id(a_slot).cmp(self.slot_inner_id(b_slot))
+            }
+        })
+    }
+
+    /// The institution or shipment id a slot carries, if any.
+    pub(super) fn slot_inner_id(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Retained(institution) | Slot::Consumed(institution) => {
+                self.institution_id(institution)
+            }
+            Slot::InTransit(shipment) | Slot::Unreceived(shipment) => self.shipments.id(shipment),
+            _ => "",
+        }
+    }
+}
+
 /// One side of a posting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Account {
     /// Outside the books: where declared units come from.
     Outside,
-    /// A bucket of the lot at a site.
-    At(String, Bucket),
-}
-
-impl Account {
-    pub(super) fn at(site_id: &str, bucket: Bucket) -> Account {
-        Account::At(site_id.to_string(), bucket)
-    }
+    /// A slot of the lot at a site.
+    At(SiteIx, Slot),
 }
 
 /// The postings of one event, all on one lot.
 #[derive(Debug, Clone)]
 pub(super) struct Moves {
-    pub lot_id: String,
+    /// The lot; for a declaration, the handle it is about to get.
+    pub lot: LotIx,
     pub postings: Vec<(Account, Account, u64)>,
     /// A loss report or a correction: its net change of a site's book explains (part of)
     /// an open physical ≠ book difference there.
@@ -103,9 +207,9 @@ pub(super) struct Moves {
 }
 
 impl Moves {
-    pub(super) fn new(lot_id: &str, explains: bool) -> Moves {
+    pub(super) fn new(lot: LotIx, explains: bool) -> Moves {
         Moves {
-            lot_id: lot_id.to_string(),
+            lot,
             postings: Vec::new(),
             explains,
         }
@@ -134,68 +238,89 @@ fn overflow(lot_id: &str) -> Violation {
     )
 }
 
-/// The net effect of `moves` per (site, bucket).
-fn effects(moves: &Moves) -> Result<BTreeMap<(&str, &Bucket), Effect>, Violation> {
-    let mut effects: BTreeMap<(&str, &Bucket), Effect> = BTreeMap::new();
-    for (from, to, units) in &moves.postings {
-        if let Account::At(site, bucket) = from {
-            let effect = effects.entry((site, bucket)).or_default();
-            effect.debit = effect
-                .debit
-                .checked_add(*units)
-                .ok_or_else(|| overflow(&moves.lot_id))?;
+/// The net effect of `moves` per (site, slot), in order of first appearance; `None` if a
+/// sum overflows.
+fn effects(moves: &Moves) -> Option<Vec<((SiteIx, Slot), Effect)>> {
+    let mut effects: Vec<((SiteIx, Slot), Effect)> = Vec::with_capacity(4);
+    let mut entry = |site: SiteIx, slot: Slot| -> usize {
+        match effects.iter().position(|(key, _)| *key == (site, slot)) {
+            Some(at) => at,
+            None => {
+                effects.push(((site, slot), Effect::default()));
+                effects.len() - 1
+            }
         }
-        if let Account::At(site, bucket) = to {
-            let effect = effects.entry((site, bucket)).or_default();
-            effect.credit = effect
-                .credit
-                .checked_add(*units)
-                .ok_or_else(|| overflow(&moves.lot_id))?;
+    };
+    let mut touched = Vec::with_capacity(moves.postings.len() * 2);
+    for (from, to, units) in &moves.postings {
+        if let Account::At(site, slot) = from {
+            touched.push((entry(*site, *slot), true, *units));
+        }
+        if let Account::At(site, slot) = to {
+            touched.push((entry(*site, *slot), false, *units));
         }
     }
-    Ok(effects)
+    for (at, debit, units) in touched {
+        let effect = &mut effects[at].1;
+        let side = if debit {
+            &mut effect.debit
+        } else {
+            &mut effect.credit
+        };
+        *side = side.checked_add(units)?;
+    }
+    Some(effects)
 }
 
 impl ComplianceState {
-    /// Judges `moves` against the books without changing anything: retention ceilings
-    /// (hard 9), then every balance (hard 5: below zero or overflow).
-    pub(super) fn check_moves(&self, moves: &Moves) -> Result<(), Violation> {
-        let lot = self.lots.get(&moves.lot_id);
-        let balance =
-            |site: &str, bucket: &Bucket| lot.map_or(0, |lot: &Lot| lot.balance(site, bucket));
-        let effects = effects(moves)?;
+    /// Judges `moves` on lot `lot_id` against the books without changing anything:
+    /// retention ceilings (hard 9), then every balance (hard 5: below zero or overflow).
+    pub(super) fn check_moves(&self, moves: &Moves, lot_id: &str) -> Result<(), Violation> {
+        let lot = self.lots.try_at(moves.lot.0);
+        let balance = |site: SiteIx, slot: Slot| lot.map_or(0, |lot| lot.balance(site, slot));
+        let mut effects = effects(moves).ok_or_else(|| overflow(lot_id))?;
 
-        let mut retained_change: BTreeMap<&str, i128> = BTreeMap::new();
-        for ((_, bucket), effect) in &effects {
-            if let Bucket::Retained { institution_id } = bucket {
-                *retained_change.entry(institution_id).or_default() +=
-                    effect.credit as i128 - effect.debit as i128;
+        let mut retained_change: Vec<(InstIx, i128)> = Vec::new();
+        for ((_, slot), effect) in &effects {
+            if let Slot::Retained(institution) = slot {
+                let change = effect.credit as i128 - effect.debit as i128;
+                match retained_change.iter_mut().find(|(i, _)| i == institution) {
+                    Some((_, sum)) => *sum += change,
+                    None => retained_change.push((*institution, change)),
+                }
             }
         }
-        for (institution_id, change) in retained_change {
+        retained_change
+            .sort_by(|(a, _), (b, _)| self.institution_id(*a).cmp(self.institution_id(*b)));
+        for (institution_ix, change) in retained_change {
             if change <= 0 {
                 continue;
             }
-            let institution = self.known_institution(institution_id)?;
+            let institution = self.institution(institution_ix);
             let after = institution.retained_units as i128 + change;
             if after > institution.info.ceiling as i128 {
                 return Err(Violation::new(
                     HardRule::RetentionAuthority,
                     "retention.ceiling_exceeded",
                     format!(
-                        "institution {institution_id} may retain at most {} units and retains {}; adding {change} \
-                         would make {after}",
-                        institution.info.ceiling, institution.retained_units
+                        "institution {} may retain at most {} units and retains {}; adding {change} would make \
+                         {after}",
+                        self.institution_id(institution_ix),
+                        institution.info.ceiling,
+                        institution.retained_units
                     ),
                 ));
             }
         }
 
-        for ((site, bucket), effect) in &effects {
-            let book = balance(site, bucket);
+        if effects.len() > 1 {
+            effects.sort_by(|(a, _), (b, _)| self.cmp_accounts(*a, *b));
+        }
+        for ((site, slot), effect) in &effects {
+            let book = balance(*site, *slot);
             let available = book
                 .checked_add(effect.credit)
-                .ok_or_else(|| overflow(&moves.lot_id))?;
+                .ok_or_else(|| overflow(lot_id))?;
             if available < effect.debit {
                 let incoming = if effect.credit > 0 {
                     format!(" (plus {} coming in)", effect.credit)
@@ -206,9 +331,10 @@ impl ComplianceState {
                     HardRule::Counts,
                     "counts.below_zero",
                     format!(
-                        "lot {} at site {site} holds {book} units {bucket}{incoming}; this event takes {}, which \
-                         would leave -{}",
-                        moves.lot_id,
+                        "lot {lot_id} at site {} holds {book} units {}{incoming}; this event takes {}, which would \
+                         leave -{}",
+                        self.site_id(*site),
+                        self.bucket(*slot),
                         effect.debit,
                         effect.debit - available
                     ),
@@ -222,13 +348,10 @@ impl ComplianceState {
     /// exist by now), the institutions' retained totals and the open differences.
     pub(super) fn commit_moves(&mut self, moves: &Moves, today: Date) {
         let effects = effects(moves).expect("moves were checked before commit");
-        let lot = self
-            .lots
-            .get_mut(&moves.lot_id)
-            .expect("a lot exists before its moves are committed");
-        let mut book_change: BTreeMap<&str, i128> = BTreeMap::new();
-        for ((site, bucket), effect) in &effects {
-            let key = (site.to_string(), (*bucket).clone());
+        let lot = self.lots.at_mut(moves.lot.0);
+        let mut book_change: Vec<(SiteIx, i128)> = Vec::new();
+        for ((site, slot), effect) in &effects {
+            let key = (*site, *slot);
             let before = lot.balances.get(&key).copied().unwrap_or(0);
             let after = before
                 .checked_add(effect.credit)
@@ -240,18 +363,19 @@ impl ComplianceState {
                 lot.balances.insert(key, after);
             }
             let change = effect.credit as i128 - effect.debit as i128;
-            if moves.explains && bucket.is_site_book() {
-                *book_change.entry(site).or_default() += change;
+            if moves.explains && slot.is_site_book() {
+                match book_change.iter_mut().find(|(s, _)| s == site) {
+                    Some((_, sum)) => *sum += change,
+                    None => book_change.push((*site, change)),
+                }
             }
-            if let Bucket::Retained { institution_id } = bucket {
-                let institution = self
-                    .institutions
-                    .get_mut(institution_id)
-                    .expect("retained units belong to a known institution");
+            if let Slot::Retained(institution_ix) = slot {
+                let institution = self.institutions.at_mut(institution_ix.0);
                 let total = institution.retained_units as i128 + change;
                 assert!(
                     total >= 0 && total <= u64::MAX as i128,
-                    "retained total of {institution_id} out of range"
+                    "retained total of {} out of range",
+                    institution.info.institution_id
                 );
                 institution.retained_units = total as u64;
                 if change != 0 {
@@ -261,10 +385,10 @@ impl ComplianceState {
             }
         }
         for (site, change) in book_change {
-            if let Some(difference) = lot.physical_differences.get_mut(site) {
+            if let Some(difference) = lot.physical_differences.get_mut(&site) {
                 difference.unexplained += change;
                 if difference.unexplained == 0 {
-                    lot.physical_differences.remove(site);
+                    lot.physical_differences.remove(&site);
                 }
             }
         }

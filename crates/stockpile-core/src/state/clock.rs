@@ -5,6 +5,14 @@
 //! same flags at the same indices. Each flag is raised once: a marker on the lot,
 //! shipment, destruction or institution (or on the state, for Article 4) remembers it.
 //!
+//! A new date costs what fell due, not what the ledger ever held: [`Deadlines`] indexes
+//! every pending deadline of flags 12, 14 and 18 by its last allowed date, and
+//! `advance_to` drains only the dates before the new one. A shipment leaves the index when
+//! it is received, a destruction when it is first certified; what is drained is flagged
+//! (or, for a discovered lot with nothing left to destroy, waits among the lots past
+//! their six months, judged on every new date until it is flagged). Flags raised together
+//! come in id order, as a scan of the maps keyed by id would give them.
+//!
 //! - Flag 12 `shipment.overdue`: a shipment in transit more than `TRANSIT_DAYS_MAX` days.
 //! - Flag 13 `article4.deadline_missed`: under `APMBC`, APM stock not retained is still
 //!   held after EIF + 4 years (lots discovered after the deadline have their own clock).
@@ -21,13 +29,88 @@
 //! Flag 21 (reporting deadlines) waits for the report events of the second release
 //! (`Article7ReportSubmitted`): without them there is nothing to compare a deadline with.
 
-use super::{Bucket, ComplianceState, Flag, FlagRule, Lot};
-use crate::events::{LotBasis, Regime};
+use super::book::Slot;
+use super::compact::{LotIx, ShipIx};
+use super::{ComplianceState, Flag, FlagRule, LotBook};
+use crate::events::Regime;
 use crate::limits::{
     CERTIFICATION_DAYS_MAX, DISCOVERED_DESTRUCTION_DAYS_MAX, RETENTION_UNCHANGED_YEARS,
     TRANSIT_DAYS_MAX,
 };
 use crate::time::Date;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Pending deadlines of the time-driven flags, keyed by the last date that is still in
+/// time: the flag is due on any later date. Bounded by the shipments in transit, the
+/// destructions not yet certified (within their year) and the discovered lots.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Deadlines {
+    /// Flag 12: shipments in transit, by `date + TRANSIT_DAYS_MAX`.
+    shipments: BTreeMap<Date, Vec<ShipIx>>,
+    /// Flag 18: uncertified destructions (index and event id), by
+    /// `end_date + CERTIFICATION_DAYS_MAX`.
+    destructions: BTreeMap<Date, Vec<(u32, String)>>,
+    /// Flag 14: discovered APM lots, by `found + DISCOVERED_DESTRUCTION_DAYS_MAX`.
+    discovered: BTreeMap<Date, Vec<LotIx>>,
+    /// Discovered lots past their six months and not yet flagged: flagged on the first
+    /// new date they still hold stock.
+    discovered_due: BTreeSet<LotIx>,
+}
+
+/// Removes and returns the entries of `index` due on `date`: those keyed before it.
+fn drain_due<T>(index: &mut BTreeMap<Date, Vec<T>>, date: Date) -> Vec<T> {
+    if index
+        .first_key_value()
+        .is_none_or(|(first, _)| *first >= date)
+    {
+        return Vec::new();
+    }
+    let later = index.split_off(&date);
+    std::mem::replace(index, later)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
+/// Removes the entry matching `matches` under `key`.
+fn remove_pending<T>(index: &mut BTreeMap<Date, Vec<T>>, key: Date, matches: impl Fn(&T) -> bool) {
+    if let Some(pending) = index.get_mut(&key) {
+        pending.retain(|item| !matches(item));
+        if pending.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
+
+impl Deadlines {
+    pub(super) fn shipment_sent(&mut self, date: Date, shipment: ShipIx) {
+        let key = date.add_days(TRANSIT_DAYS_MAX);
+        self.shipments.entry(key).or_default().push(shipment);
+    }
+
+    pub(super) fn shipment_closed(&mut self, date: Date, shipment: ShipIx) {
+        let key = date.add_days(TRANSIT_DAYS_MAX);
+        remove_pending(&mut self.shipments, key, |s| *s == shipment);
+    }
+
+    pub(super) fn destruction_ended(&mut self, end_date: Date, destruction: u32, event_id: &str) {
+        let key = end_date.add_days(CERTIFICATION_DAYS_MAX);
+        self.destructions
+            .entry(key)
+            .or_default()
+            .push((destruction, event_id.to_string()));
+    }
+
+    pub(super) fn destruction_certified(&mut self, end_date: Date, destruction: u32) {
+        let key = end_date.add_days(CERTIFICATION_DAYS_MAX);
+        remove_pending(&mut self.destructions, key, |(d, _)| *d == destruction);
+    }
+
+    pub(super) fn discovery_declared(&mut self, found: Date, lot: LotIx) {
+        let key = found.add_days(DISCOVERED_DESTRUCTION_DAYS_MAX);
+        self.discovered.entry(key).or_default().push(lot);
+    }
+}
 
 fn time_flag(
     rule: FlagRule,
@@ -46,26 +129,24 @@ fn time_flag(
 }
 
 /// Held APM units Article 4 requires destroyed: stockpiled, designated or in transit.
-fn is_unretained_stock(bucket: &Bucket) -> bool {
-    matches!(
-        bucket,
-        Bucket::Stockpiled | Bucket::Korea | Bucket::InTransit { .. }
-    )
+fn is_unretained_stock(slot: Slot) -> bool {
+    matches!(slot, Slot::Stockpiled | Slot::Korea | Slot::InTransit(_))
 }
 
 /// Units the Korea rule wants falling: held, neither retained nor designated.
-fn is_undesignated_stock(bucket: &Bucket) -> bool {
-    matches!(bucket, Bucket::Stockpiled | Bucket::InTransit { .. })
+fn is_undesignated_stock(slot: Slot) -> bool {
+    matches!(slot, Slot::Stockpiled | Slot::InTransit(_))
 }
 
 impl ComplianceState {
-    /// APM units in buckets matching `filter`, over the lots matching `lots`.
-    fn apm_units(&self, lots: impl Fn(&Lot) -> bool, filter: fn(&Bucket) -> bool) -> u64 {
+    /// APM units in slots matching `filter`, over the lots matching `lots`.
+    fn apm_units(&self, lots: impl Fn(&LotBook) -> bool, filter: fn(Slot) -> bool) -> u64 {
         self.lots
-            .values()
-            .filter(|lot| self.is_apm(lot) && lots(lot))
+            .items()
+            .map(|(_, lot)| lot)
+            .filter(|lot| lot.apm && lots(lot))
             .fold(0u64, |sum, lot| {
-                sum.saturating_add(lot.units_where(|_, bucket| filter(bucket)))
+                sum.saturating_add(lot.units_where(|_, slot| filter(slot)))
             })
     }
 
@@ -126,7 +207,13 @@ impl ComplianceState {
 
     /// Flag 17 `retention.unchanged`, judged on 1 January.
     fn retention_unchanged(&mut self, new_year: Date, index: u64, flags: &mut Vec<Flag>) {
-        for (institution_id, institution) in &mut self.institutions {
+        let in_id_order: Vec<u32> = self
+            .institutions
+            .iter_with_ix()
+            .map(|(_, ix, _)| ix)
+            .collect();
+        for ix in in_id_order {
+            let institution = self.institutions.at_mut(ix);
             let Some(last_change) = institution.last_change else {
                 continue;
             };
@@ -143,9 +230,9 @@ impl ComplianceState {
                 index,
                 vec![institution.event_id.clone()],
                 format!(
-                    "institution {institution_id} has retained {} units unchanged since {last_change}, with no \
+                    "institution {} has retained {} units unchanged since {last_change}, with no \
                      consumption, for more than {RETENTION_UNCHANGED_YEARS} years",
-                    institution.retained_units
+                    institution.info.institution_id, institution.retained_units
                 ),
             ));
         }
@@ -180,30 +267,35 @@ impl ComplianceState {
 
     /// Flag 14 `discovered.not_destroyed_in_time`, once per lot.
     fn discovered_stock(&mut self, date: Date, index: u64, flags: &mut Vec<Flag>) {
-        let overdue: Vec<(String, Date, u64)> = self
-            .lots
-            .values()
-            .filter(|lot| {
-                lot.info.basis == LotBasis::Discovered && !lot.discovery_flagged && self.is_apm(lot)
-            })
-            .filter_map(|lot| {
-                let found = lot.info.basis_date?;
-                let left = lot.units_where(|_, bucket| is_unretained_stock(bucket));
-                (date > found.add_days(DISCOVERED_DESTRUCTION_DAYS_MAX) && left > 0)
-                    .then(|| (lot.lot_id().to_string(), found, left))
-            })
+        let due = drain_due(&mut self.deadlines.discovered, date);
+        self.deadlines.discovered_due.extend(due);
+        let mut overdue: Vec<(LotIx, u64)> = self
+            .deadlines
+            .discovered_due
+            .iter()
+            .map(|lot| (*lot, self.lot_book(*lot)))
+            .filter(|(_, lot)| !lot.discovery_flagged)
+            .map(|(ix, lot)| (ix, lot.units_where(|_, slot| is_unretained_stock(slot))))
+            .filter(|(_, left)| *left > 0)
             .collect();
-        for (lot_id, found, left) in overdue {
-            let lot = self.lots.get_mut(&lot_id).expect("collected above");
+        overdue.sort_by(|(a, _), (b, _)| self.lot_id(*a).cmp(self.lot_id(*b)));
+        for (ix, left) in overdue {
+            self.deadlines.discovered_due.remove(&ix);
+            let lot = self.lots.at_mut(ix.0);
             lot.discovery_flagged = true;
+            let found = lot
+                .info
+                .basis_date
+                .expect("discovered lots have a discovery date");
             flags.push(time_flag(
                 FlagRule::DiscoveredStock,
                 "discovered.not_destroyed_in_time",
                 index,
                 vec![lot.event_id.clone()],
                 format!(
-                    "discovered lot {lot_id} (found {found}) still holds {left} units on {date}, more than \
-                     {DISCOVERED_DESTRUCTION_DAYS_MAX} days after discovery"
+                    "discovered lot {} (found {found}) still holds {left} units on {date}, more than \
+                     {DISCOVERED_DESTRUCTION_DAYS_MAX} days after discovery",
+                    lot.lot_id()
                 ),
             ));
         }
@@ -211,48 +303,70 @@ impl ComplianceState {
 
     /// Flag 12 `shipment.overdue`, once per shipment.
     fn shipments_overdue(&mut self, date: Date, index: u64, flags: &mut Vec<Flag>) {
-        for (shipment_id, shipment) in &mut self.shipments {
-            if !shipment.is_open()
-                || shipment.overdue_flagged
-                || date <= shipment.date.add_days(TRANSIT_DAYS_MAX)
-            {
+        let mut due = drain_due(&mut self.deadlines.shipments, date);
+        if due.is_empty() {
+            return;
+        }
+        due.sort_by(|a, b| self.shipments.id(*a).cmp(self.shipments.id(*b)));
+        for shipment in due {
+            let record = *self.shipments.record(shipment);
+            let Some(open) = self.shipments.open(shipment) else {
+                continue;
+            };
+            if open.overdue_flagged {
                 continue;
             }
-            shipment.overdue_flagged = true;
-            flags.push(time_flag(
+            let flag = time_flag(
                 FlagRule::Shipment,
                 "shipment.overdue",
                 index,
-                vec![shipment.event_id.clone()],
+                vec![open.event_id.clone()],
                 format!(
-                    "shipment {shipment_id} of {} units of lot {} from {} to {}, shipped {}, is still in transit on \
-                     {date} (more than {TRANSIT_DAYS_MAX} days)",
-                    shipment.units, shipment.lot_id, shipment.from_site_id, shipment.to_site_id, shipment.date
+                    "shipment {} of {} units of lot {} from {} to {}, shipped {}, is still in transit on {date} \
+                     (more than {TRANSIT_DAYS_MAX} days)",
+                    self.shipments.id(shipment),
+                    record.units,
+                    self.lot_id(record.lot),
+                    self.site_id(open.from_site),
+                    self.site_id(record.to_site),
+                    open.date
                 ),
-            ));
+            );
+            flags.push(flag);
+            if let Some(open) = self.shipments.open_mut(shipment) {
+                open.overdue_flagged = true;
+            }
         }
     }
 
     /// Flag 18 `destruction.uncertified`, once per destruction.
     fn certificates_overdue(&mut self, date: Date, index: u64, flags: &mut Vec<Flag>) {
-        for (event_id, destruction) in &mut self.destructions {
-            if !destruction.certificate_ids.is_empty()
-                || destruction.uncertified_flagged
-                || date <= destruction.end_date.add_days(CERTIFICATION_DAYS_MAX)
-            {
+        let mut due = drain_due(&mut self.deadlines.destructions, date);
+        due.sort_by(|(_, a), (_, b)| a.cmp(b));
+        for (ix, event_id) in due {
+            let destruction = self.destructions[ix as usize];
+            if destruction.certificates > 0 || destruction.uncertified_flagged {
                 continue;
             }
-            destruction.uncertified_flagged = true;
+            let draw = &self.draws[destruction.draw as usize];
+            let site = match draw.source {
+                super::DrawSource::Fixed { site, .. } => site,
+                source => panic!("destruction {event_id} draws from {source:?}"),
+            };
+            let message = format!(
+                "destruction {event_id} of lot {} at site {}, ended {}, has no certificate on {date} (more than \
+                 {CERTIFICATION_DAYS_MAX} days)",
+                self.lot_id(draw.lot),
+                self.site_id(site),
+                destruction.end_date
+            );
+            self.destructions[ix as usize].uncertified_flagged = true;
             flags.push(time_flag(
                 FlagRule::DestructionEvidence,
                 "destruction.uncertified",
                 index,
-                vec![event_id.clone()],
-                format!(
-                    "destruction {event_id} of lot {} at site {}, ended {}, has no certificate on {date} (more than \
-                     {CERTIFICATION_DAYS_MAX} days)",
-                    destruction.lot_id, destruction.site_id, destruction.end_date
-                ),
+                vec![event_id],
+                message,
             ));
         }
     }

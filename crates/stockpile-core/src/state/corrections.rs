@@ -8,11 +8,12 @@
 //! stock appear or undoes a destruction is accepted and flagged (flag 20); like a loss
 //! report, it explains open physical ≠ book differences at the sites whose book it moves.
 
-use super::book::{Account, Moves};
+use super::book::{Account, Moves, Slot};
+use super::compact::{LotIx, ShipIx, SiteIx};
 use super::lots::draw_moves;
+use super::shipments::Status;
 use super::{
-    Bucket, ComplianceState, Ctx, EventRecord, Flag, FlagRule, QuantityRecord, ShipmentStatus,
-    Violation, refs,
+    ComplianceState, Ctx, Draws, Fingerprint, Flag, FlagRule, QuantityRef, Violation, refs,
 };
 use crate::events::{CorrectionIssued, LotBasis, TransferDirection};
 use crate::limits::QUANTITY_MAX;
@@ -39,16 +40,20 @@ fn adjust(moves: &mut Moves, account: Account, change: i128) {
 
 impl ComplianceState {
     /// The quantity a correctable event carries now.
-    fn current_quantity(&self, record: &QuantityRecord) -> u64 {
-        match record {
-            QuantityRecord::Declaration { lot_id } => self.lots[lot_id].declared_units,
-            QuantityRecord::Receipt { shipment_id } => match &self.shipments[shipment_id].status {
-                ShipmentStatus::Received { counted, .. } => *counted,
-                status => {
-                    panic!("shipment {shipment_id} has a receipt record but status {status:?}")
+    fn current_quantity(&self, quantity: QuantityRef) -> u64 {
+        match quantity {
+            QuantityRef::Declaration(lot) => self.lot_book(lot).declared_units,
+            QuantityRef::Receipt(shipment) => {
+                let record = self.shipments.record(shipment);
+                match record.status() {
+                    Status::Received(_) => record.counted,
+                    status => panic!(
+                        "shipment {} has a receipt record but status {status:?}",
+                        self.shipments.id(shipment)
+                    ),
                 }
-            },
-            QuantityRecord::Draw(draw) => draw.units,
+            }
+            QuantityRef::Draw(draw) => self.draws[draw as usize].units,
         }
     }
 
@@ -58,12 +63,7 @@ impl ComplianceState {
         e: &CorrectionIssued,
     ) -> Result<Vec<Flag>, Violation> {
         let corrected = &e.corrected_event_id;
-        let Some(EventRecord {
-            kind,
-            quantity: record,
-            ..
-        }) = self.records.get(corrected)
-        else {
+        let Some(record) = self.records.get(&Fingerprint::of(corrected)) else {
             return Err(refs(
                 "references.unknown_event",
                 format!(
@@ -72,14 +72,16 @@ impl ComplianceState {
                 ),
             ));
         };
+        let kind = record.kind;
+        let quantity = self.quantity_ref(record);
         if e.changes.is_empty() {
             return Err(refs(
                 "corrections.no_changes",
                 format!("correction of {corrected} changes no field"),
             ));
         }
-        let quantity_field = match record {
-            Some(QuantityRecord::Receipt { .. }) => Some("quantity_counted"),
+        let quantity_field = match quantity {
+            Some(QuantityRef::Receipt(_)) => Some("quantity_counted"),
             Some(_) => Some("quantity"),
             None => None,
         };
@@ -108,10 +110,10 @@ impl ComplianceState {
                 ));
             }
         }
-        let (Some(change), Some(record)) = (quantity_change, record) else {
+        let (Some(change), Some(quantity)) = (quantity_change, quantity) else {
             return Ok(Vec::new());
         };
-        let current = self.current_quantity(record);
+        let current = self.current_quantity(quantity);
         let old = parse_units(&change.old_value).ok_or_else(|| {
             refs(
                 "corrections.bad_value",
@@ -142,23 +144,20 @@ impl ComplianceState {
         if new == old {
             return Ok(Vec::new());
         }
-        let record = record.clone();
         let delta = new as i128 - old as i128;
         let kind = kind.name();
-        let (raises_stock, reverses_destruction) = match &record {
-            QuantityRecord::Declaration { lot_id } => {
-                (self.correct_declaration(ctx, lot_id, delta, new)?, false)
+        let (raises_stock, reverses_destruction) = match quantity {
+            QuantityRef::Declaration(lot) => {
+                (self.correct_declaration(ctx, lot, delta, new)?, false)
             }
-            QuantityRecord::Receipt { shipment_id } => {
-                (self.correct_receipt(ctx, shipment_id, old, new)?, false)
+            QuantityRef::Receipt(shipment) => {
+                (self.correct_receipt(ctx, shipment, old, new)?, false)
             }
-            QuantityRecord::Draw(draw) => {
-                self.correct_draw(ctx, corrected, draw, new)?;
+            QuantityRef::Draw(draw) => {
+                let destroyed = self.draws[draw as usize].sink() == Slot::Destroyed;
+                self.correct_draw(ctx, draw, new)?;
                 let returned = delta < 0;
-                (
-                    returned && draw.sink != Bucket::Destroyed,
-                    returned && draw.sink == Bucket::Destroyed,
-                )
+                (returned && !destroyed, returned && destroyed)
             }
         };
 
@@ -187,21 +186,22 @@ impl ComplianceState {
     fn correct_declaration(
         &mut self,
         ctx: &Ctx<'_>,
-        lot_id: &str,
+        lot: LotIx,
         delta: i128,
         new: u64,
     ) -> Result<bool, Violation> {
-        let lot = &self.lots[lot_id];
-        let import = (lot.info.basis == LotBasis::ImportedUnderApproval)
-            .then(|| lot.info.request_id.clone())
+        let book = self.lot_book(lot);
+        let import = (book.info.basis == LotBasis::ImportedUnderApproval)
+            .then(|| book.info.request_id.clone())
             .flatten();
-        let type_id = lot.info.type_id.clone();
-        let mut moves = Moves::new(lot_id, true);
-        adjust(
-            &mut moves,
-            Account::at(&lot.info.site_id, Bucket::Stockpiled),
-            delta,
-        );
+        let type_id = book.info.type_id.clone();
+        let site = self
+            .sites
+            .ix(&book.info.site_id)
+            .map(SiteIx)
+            .expect("a lot's site is registered before it");
+        let mut moves = Moves::new(lot, true);
+        adjust(&mut moves, Account::At(site, Slot::Stockpiled), delta);
         if let Some(request_id) = &import
             && delta > 0
         {
@@ -212,13 +212,10 @@ impl ComplianceState {
                 delta as u64,
             )?;
         }
-        self.check_moves(&moves)?;
+        self.check_moves(&moves, self.lot_id(lot))?;
 
         self.commit_moves(&moves, ctx.today);
-        self.lots
-            .get_mut(lot_id)
-            .expect("looked up above")
-            .declared_units = new;
+        self.lots.at_mut(lot.0).declared_units = new;
         if let Some(request_id) = &import {
             self.use_approval(request_id, &type_id, delta);
         }
@@ -231,88 +228,65 @@ impl ComplianceState {
     fn correct_receipt(
         &mut self,
         ctx: &Ctx<'_>,
-        shipment_id: &str,
+        shipment: ShipIx,
         old: u64,
         new: u64,
     ) -> Result<bool, Violation> {
-        let shipment = &self.shipments[shipment_id];
-        let shipped = shipment.units as i128;
+        let record = *self.shipments.record(shipment);
+        let shipped = record.units as i128;
         let shortfall = |counted: u64| (shipped - counted as i128).max(0);
-        let to = shipment.to_site_id.clone();
-        let mut moves = Moves::new(&shipment.lot_id, true);
+        let to = record.to_site;
+        let mut moves = Moves::new(record.lot, true);
         adjust(
             &mut moves,
-            Account::at(&to, Bucket::Stockpiled),
+            Account::At(to, Slot::Stockpiled),
             new as i128 - old as i128,
         );
-        let unreceived = Bucket::Unreceived {
-            shipment_id: shipment_id.to_string(),
-        };
         adjust(
             &mut moves,
-            Account::at(&to, unreceived),
+            Account::At(to, Slot::Unreceived(shipment)),
             shortfall(new) - shortfall(old),
         );
-        self.check_moves(&moves)?;
+        self.check_moves(&moves, self.lot_id(record.lot))?;
 
         self.commit_moves(&moves, ctx.today);
-        let shipment = self
-            .shipments
-            .get_mut(shipment_id)
-            .expect("looked up above");
-        if let ShipmentStatus::Received { counted, .. } = &mut shipment.status {
-            *counted = new;
-        }
+        self.shipments.recount(shipment, new);
         Ok(new > old)
     }
 
     /// A destruction, loss or consumption draws more by its own rule, or gives units back
     /// to where they were drawn from, last drawn first.
-    fn correct_draw(
-        &mut self,
-        ctx: &Ctx<'_>,
-        event_id: &str,
-        draw: &super::DrawRecord,
-        new: u64,
-    ) -> Result<(), Violation> {
-        let lot = &self.lots[&draw.lot_id];
-        let mut draws = draw.draws.clone();
+    fn correct_draw(&mut self, ctx: &Ctx<'_>, draw_ix: u32, new: u64) -> Result<(), Violation> {
+        let draw = &self.draws[draw_ix as usize];
+        let (lot, sink) = (draw.lot, draw.sink());
+        let mut draws = draw.draws.as_slice().to_vec();
         let moves = if new > draw.units {
-            let more = self.plan_draw(lot, &draw.source, new - draw.units);
-            for (site, bucket, units) in &more {
-                match draws.iter_mut().find(|(s, b, _)| s == site && b == bucket) {
+            let more = self.plan_draw(lot, draw.source, new - draw.units);
+            for (site, slot, units) in &more {
+                match draws.iter_mut().find(|(s, b, _)| s == site && b == slot) {
                     Some(existing) => existing.2 = existing.2.saturating_add(*units),
-                    None => draws.push((site.clone(), bucket.clone(), *units)),
+                    None => draws.push((*site, *slot, *units)),
                 }
             }
-            draw_moves(&draw.lot_id, &more, &draw.sink, true)
+            draw_moves(lot, &more, sink, true)
         } else {
             let mut left = draw.units - new;
-            let mut moves = Moves::new(&draw.lot_id, true);
-            for (site, bucket, units) in draws.iter_mut().rev() {
+            let mut moves = Moves::new(lot, true);
+            for (site, slot, units) in draws.iter_mut().rev() {
                 let back = left.min(*units);
-                moves.push(
-                    Account::at(site, draw.sink.clone()),
-                    Account::at(site, bucket.clone()),
-                    back,
-                );
+                moves.push(Account::At(*site, sink), Account::At(*site, *slot), back);
                 *units -= back;
                 left -= back;
             }
             draws.retain(|(_, _, units)| *units > 0);
             moves
         };
-        self.check_moves(&moves)?;
+        self.check_moves(&moves, self.lot_id(lot))?;
 
         self.commit_moves(&moves, ctx.today);
-        let record = self
-            .records
-            .get_mut(event_id)
-            .and_then(|record| record.quantity.as_mut());
-        if let Some(QuantityRecord::Draw(record)) = record {
-            record.units = new;
-            record.draws = draws;
-        }
+        let record = &mut self.draws[draw_ix as usize];
+        record.units = new;
+        record.draws = Draws::from_vec(draws);
         Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! digest of the whole state that lets an incrementally maintained view be compared with
 //! one rebuilt from the log.
 
-use super::{Bucket, ComplianceState, FlagRule, ShipmentStatus};
+use super::book::Slot;
+use super::{ComplianceState, FlagRule};
 use crate::hash::Hash32;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -29,19 +30,19 @@ pub struct PoolTotals {
 }
 
 impl PoolTotals {
-    fn add(&mut self, bucket: &Bucket, units: u64) {
-        let slot = match bucket {
-            Bucket::Stockpiled => &mut self.stockpiled,
-            Bucket::Retained { .. } => &mut self.retained,
-            Bucket::Korea => &mut self.korea,
-            Bucket::InTransit { .. } => &mut self.in_transit,
-            Bucket::Unreceived { .. } => &mut self.unreceived,
-            Bucket::Destroyed => &mut self.destroyed,
-            Bucket::Consumed { .. } => &mut self.consumed,
-            Bucket::Lost => &mut self.lost,
-            Bucket::TransferredOut => &mut self.transferred_out,
+    fn add(&mut self, slot: Slot, units: u64) {
+        let pool = match slot {
+            Slot::Stockpiled => &mut self.stockpiled,
+            Slot::Retained(_) => &mut self.retained,
+            Slot::Korea => &mut self.korea,
+            Slot::InTransit(_) => &mut self.in_transit,
+            Slot::Unreceived(_) => &mut self.unreceived,
+            Slot::Destroyed => &mut self.destroyed,
+            Slot::Consumed(_) => &mut self.consumed,
+            Slot::Lost => &mut self.lost,
+            Slot::TransferredOut => &mut self.transferred_out,
         };
-        *slot = slot.saturating_add(units);
+        *pool = pool.saturating_add(units);
     }
 
     /// Units still held: stockpiled, retained, designated, in transit or unreceived.
@@ -115,45 +116,41 @@ impl ComplianceState {
     pub fn summary(&self) -> StockpileSummary {
         let mut summary = StockpileSummary {
             lots: self.lots.len() as u64,
-            open_shipments: self
-                .shipments
-                .values()
-                .filter(|shipment| shipment.is_open())
-                .count() as u64,
+            open_shipments: self.shipments.open_count() as u64,
             open_differences: self.open_differences().len() as u64,
             flags_raised: self.flags_raised.clone(),
             ..StockpileSummary::default()
         };
-        for lot in self.lots.values() {
+        let mut by_site: BTreeMap<u32, PoolTotals> = BTreeMap::new();
+        for (_, lot) in self.lots.items() {
             summary.declared = summary.declared.saturating_add(lot.declared_units);
             if lot.is_terminal() {
                 summary.terminal_lots += 1;
             }
-            let by_type = summary
-                .by_type
-                .entry(lot.type_id().to_string())
-                .or_default();
-            for ((site_id, bucket), units) in &lot.balances {
-                summary.totals.add(bucket, *units);
-                by_type.add(bucket, *units);
-                summary
-                    .by_site
-                    .entry(site_id.clone())
-                    .or_default()
-                    .add(bucket, *units);
+            let by_type = summary.by_type.entry(lot.info.type_id.clone()).or_default();
+            for ((site, slot), units) in &lot.balances {
+                summary.totals.add(*slot, *units);
+                by_type.add(*slot, *units);
+                by_site.entry(site.0).or_default().add(*slot, *units);
             }
         }
+        summary.by_site = by_site
+            .into_iter()
+            .map(|(site, totals)| (self.sites.id(site).to_string(), totals))
+            .collect();
         summary
     }
 
     /// Every open difference, physical ones first, each in id order.
     pub fn open_differences(&self) -> Vec<OpenDifference> {
         let mut open = Vec::new();
-        for (lot_id, lot) in &self.lots {
-            for (site_id, difference) in &lot.physical_differences {
+        for (lot_id, lot) in self.lots.iter() {
+            let mut physical: Vec<_> = lot.physical_differences.iter().collect();
+            physical.sort_by(|(a, _), (b, _)| self.site_id(**a).cmp(self.site_id(**b)));
+            for (site, difference) in physical {
                 open.push(OpenDifference::PhysicalBook {
-                    lot_id: lot_id.clone(),
-                    site_id: site_id.clone(),
+                    lot_id: lot_id.to_string(),
+                    site_id: self.site_id(*site).to_string(),
                     event_id: difference.event_id.clone(),
                     book: difference.book,
                     counted: difference.counted,
@@ -161,26 +158,19 @@ impl ComplianceState {
                 });
             }
         }
-        for (shipment_id, shipment) in &self.shipments {
-            let ShipmentStatus::Received { counted, .. } = &shipment.status else {
-                continue;
-            };
-            let Some(lot) = self.lots.get(&shipment.lot_id) else {
-                continue;
-            };
-            let unreceived = lot.balance(
-                &shipment.to_site_id,
-                &Bucket::Unreceived {
-                    shipment_id: shipment_id.clone(),
-                },
-            );
-            let excess = counted.saturating_sub(shipment.units);
+        let mut differing: Vec<_> = self.shipments.differing().collect();
+        differing.sort_by(|a, b| self.shipments.id(*a).cmp(self.shipments.id(*b)));
+        for shipment in differing {
+            let record = self.shipments.record(shipment);
+            let lot = self.lot_book(record.lot);
+            let unreceived = lot.balance(record.to_site, Slot::Unreceived(shipment));
+            let excess = record.counted.saturating_sub(record.units);
             if unreceived > 0 || excess > 0 {
                 open.push(OpenDifference::ShipperReceiver {
-                    lot_id: shipment.lot_id.clone(),
-                    shipment_id: shipment_id.clone(),
-                    shipped: shipment.units,
-                    counted: *counted,
+                    lot_id: lot.lot_id().to_string(),
+                    shipment_id: self.shipments.id(shipment).to_string(),
+                    shipped: record.units,
+                    counted: record.counted,
                     unreceived,
                     excess,
                 });
@@ -193,9 +183,12 @@ impl ComplianceState {
     ///
     /// The rendering is the state's derived `Debug` form: it covers every field by
     /// construction (a field added later cannot be forgotten), every map is a `BTreeMap`
-    /// printed in key order, and strings are quoted and escaped, so equal states give
-    /// equal text and different states different text. It is not a persisted format: a
-    /// digest compares two states built by the same code (incremental vs rebuilt).
+    /// printed in key order or a fingerprint map printed in fingerprint order, tables and
+    /// records are in ledger order, and strings are quoted and escaped, so equal states
+    /// give equal text and different states different text. Handles appear as numbers:
+    /// they follow the order in which ids were first accepted, which a fold of the same
+    /// ledger repeats. It is not a persisted format: a digest compares two states built by
+    /// the same code (incremental vs rebuilt).
     pub fn digest(&self) -> Hash32 {
         let mut writer = HashWriter(Sha256::new());
         writer.0.update(STATE_DIGEST_TAG);

@@ -1,21 +1,21 @@
-//! The lot lifecycle: declaration, retention and consumption, shipment and receipt,
-//! destruction and its certification, Korea designation, losses and physical counts.
+//! The lot lifecycle: declaration, retention and consumption, destruction and its
+//! certification, Korea designation, losses and physical counts (shipments and receipts
+//! are in `shipments`).
 //!
 //! Every handler first checks everything (references → hard 4, terminal lot → hard 6,
 //! positive quantities → hard 5, the event's own rule, then the postings as a whole) and
 //! only then changes the state; nothing after the first change can fail.
 
-use super::book::{Account, Moves};
+use super::book::{Account, Moves, Slot};
+use super::compact::{LotIx, SiteIx, handle_of};
 use super::{
-    Bucket, ComplianceState, Ctx, Destruction, DrawRecord, DrawSource, EventRecord, Flag, FlagRule,
-    HardRule, Lot, PhysicalDifference, QuantityRecord, Shipment, ShipmentStatus, Violation,
-    positive, refs,
+    ComplianceState, Ctx, DestructionRecord, Draw, DrawRecord, DrawSource, Draws, Fingerprint,
+    Flag, FlagRule, HardRule, LotBook, PhysicalDifference, Violation, positive, refs,
 };
 use crate::events::{
     DestructionBasis, DestructionCertified, EventKind, InventoryScope, InventoryVerified,
     KoreaDesignationRevoked, LossReported, LotBasis, LotDeclared, LotDesignatedForKoreaDefense,
-    LotDestroyed, LotReceived, LotRetained, LotShipped, Regime, RegimeConfigured,
-    RetainedMinesConsumed, SealCheck, TransferDirection,
+    LotDestroyed, LotRetained, Regime, RegimeConfigured, RetainedMinesConsumed, TransferDirection,
 };
 use crate::limits::{DISCOVERED_DESTRUCTION_DAYS_MAX, RETENTION_BENCHMARK_UNITS};
 use crate::time::Date;
@@ -47,14 +47,14 @@ impl ComplianceState {
         ctx: &Ctx<'_>,
         e: &LotDeclared,
     ) -> Result<Vec<Flag>, Violation> {
-        if self.lots.contains_key(&e.lot_id) {
+        if self.lots.contains(&e.lot_id) {
             return Err(refs(
                 "references.duplicate_id",
                 format!("lot {:?} is already declared", e.lot_id),
             ));
         }
         let is_apm = self.known_type(&e.type_id)?.info.counts_as_apm;
-        self.known_site(&e.site_id)?;
+        let site = self.known_site(&e.site_id)?;
         positive(e.quantity, "declared quantity")?;
         let needs_date = matches!(
             e.basis,
@@ -96,37 +96,41 @@ impl ComplianceState {
             }
             _ => None,
         };
-        let mut moves = Moves::new(&e.lot_id, false);
+        // The handle the lot gets if accepted.
+        let lot = LotIx(self.lots.next_ix());
+        let mut moves = Moves::new(lot, false);
         moves.push(
             Account::Outside,
-            Account::at(&e.site_id, Bucket::Stockpiled),
+            Account::At(site, Slot::Stockpiled),
             e.quantity,
         );
-        self.check_moves(&moves)?;
+        self.check_moves(&moves, &e.lot_id)?;
 
-        let lot = Lot {
+        let book = LotBook {
             event_id: ctx.event_id.to_string(),
             info: e.clone(),
+            apm: is_apm,
             declared_units: e.quantity,
             balances: BTreeMap::new(),
             physical_differences: BTreeMap::new(),
             discovery_flagged: false,
         };
-        self.lots.insert(e.lot_id.clone(), lot);
+        let inserted = self.lots.insert(&e.lot_id, book);
+        assert_eq!(
+            inserted, lot.0,
+            "the lot got the handle it was checked with"
+        );
         self.commit_moves(&moves, ctx.today);
         if let Some(request_id) = &import_request {
             self.use_approval(request_id, &e.type_id, e.quantity as i128);
         }
-        self.records.insert(
-            ctx.event_id.to_string(),
-            EventRecord {
-                index: ctx.index,
-                kind: EventKind::LotDeclared,
-                quantity: Some(QuantityRecord::Declaration {
-                    lot_id: e.lot_id.clone(),
-                }),
-            },
-        );
+        if e.basis == LotBasis::Discovered
+            && is_apm
+            && let Some(found) = e.basis_date
+        {
+            self.deadlines.discovery_declared(found, lot);
+        }
+        ctx.handle.set(lot.0);
 
         let mut flags = Vec::new();
         if lot_number.is_none() {
@@ -165,10 +169,11 @@ impl ComplianceState {
         e: &LotRetained,
     ) -> Result<Vec<Flag>, Violation> {
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_site(&e.site_id)?;
-        let institution = self.known_institution(&e.institution_id)?;
-        Self::not_terminal(lot, EventKind::LotRetained)?;
+        let site = self.known_site(&e.site_id)?;
+        let institution_ix = self.known_institution(&e.institution_id)?;
+        self.not_terminal(lot, EventKind::LotRetained)?;
         positive(e.quantity, "retained quantity")?;
+        let institution = self.institution(institution_ix);
         if !institution.valid_on(ctx.occurred_on) {
             return Err(Violation::new(
                 HardRule::RetentionAuthority,
@@ -205,20 +210,17 @@ impl ComplianceState {
                 ),
             ));
         }
-        let retained = Bucket::Retained {
-            institution_id: e.institution_id.clone(),
-        };
-        let mut moves = Moves::new(&e.lot_id, false);
+        let mut moves = Moves::new(lot, false);
         moves.push(
-            Account::at(&e.site_id, Bucket::Stockpiled),
-            Account::at(&e.site_id, retained),
+            Account::At(site, Slot::Stockpiled),
+            Account::At(site, Slot::Retained(institution_ix)),
             e.quantity,
         );
-        self.check_moves(&moves)?;
+        self.check_moves(&moves, &e.lot_id)?;
 
         let before = institution.retained_units;
         self.commit_moves(&moves, ctx.today);
-        let after = self.institutions[&e.institution_id].retained_units;
+        let after = self.institution(institution_ix).retained_units;
         let mut flags = Vec::new();
         if before <= RETENTION_BENCHMARK_UNITS && after > RETENTION_BENCHMARK_UNITS {
             flags.push(ctx.flag(
@@ -240,10 +242,12 @@ impl ComplianceState {
         e: &RetainedMinesConsumed,
     ) -> Result<Vec<Flag>, Violation> {
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_institution(&e.institution_id)?;
-        Self::not_terminal(lot, EventKind::RetainedMinesConsumed)?;
+        let institution = self.known_institution(&e.institution_id)?;
+        self.not_terminal(lot, EventKind::RetainedMinesConsumed)?;
         positive(e.quantity, "consumed quantity")?;
-        let held = lot.units_where(|_, bucket| matches!(bucket, Bucket::Retained { institution_id } if *institution_id == e.institution_id));
+        let held = self
+            .lot_book(lot)
+            .units_where(|_, slot| slot == Slot::Retained(institution));
         if held == 0 {
             return Err(Violation::new(
                 HardRule::RetentionAuthority,
@@ -267,332 +271,100 @@ impl ComplianceState {
                 ),
             ));
         }
-        let source = DrawSource::Retained {
-            institution_id: e.institution_id.clone(),
-        };
-        let sink = Bucket::Consumed {
-            institution_id: e.institution_id.clone(),
-        };
-        self.draw(
+        let source = DrawSource::Retained { institution };
+        let draw = self.draw(
             ctx,
             EventKind::RetainedMinesConsumed,
+            lot,
             &e.lot_id,
             source,
-            sink,
             e.quantity,
         )?;
+        ctx.handle.set(draw);
         Ok(Vec::new())
     }
 
-    /// Draws `units` from `source` into the terminal `sink` and remembers the draw for
-    /// corrections: destructions, losses, consumption.
+    /// Draws `units` from `source` into its terminal slot and remembers the draw for
+    /// corrections: destructions, losses, consumption. Returns the draw's index.
     fn draw(
         &mut self,
         ctx: &Ctx<'_>,
         kind: EventKind,
+        lot: LotIx,
         lot_id: &str,
         source: DrawSource,
-        sink: Bucket,
         units: u64,
-    ) -> Result<(), Violation> {
-        let lot = self.known_lot(lot_id)?;
-        let draws = self.plan_draw(lot, &source, units);
+    ) -> Result<u32, Violation> {
+        let draws = self.plan_draw(lot, source, units);
         let explains = kind == EventKind::LossReported;
-        let moves = draw_moves(lot_id, &draws, &sink, explains);
-        self.check_moves(&moves)?;
+        let moves = draw_moves(lot, &draws, source.sink(), explains);
+        self.check_moves(&moves, lot_id)?;
         self.commit_moves(&moves, ctx.today);
-        let record = DrawRecord {
-            lot_id: lot_id.to_string(),
+        let ix = handle_of(self.draws.len());
+        self.draws.push(DrawRecord {
+            lot,
             units,
             source,
-            sink,
-            draws,
-        };
-        self.records.insert(
-            ctx.event_id.to_string(),
-            EventRecord {
-                index: ctx.index,
-                kind,
-                quantity: Some(QuantityRecord::Draw(record)),
-            },
-        );
-        Ok(())
+            draws: Draws::from_vec(draws),
+        });
+        Ok(ix)
     }
 
     /// Where `units` drawn from `source` come from, by the source's rule. Units no bucket
     /// can cover are left on the last candidate, so that the check refuses them with the
     /// book quantity in the message.
-    pub(super) fn plan_draw(
-        &self,
-        lot: &Lot,
-        source: &DrawSource,
-        units: u64,
-    ) -> Vec<(String, Bucket, u64)> {
-        let (candidates, fallback): (Vec<(String, Bucket)>, (String, Bucket)) = match source {
-            DrawSource::Fixed { site_id, bucket } => {
-                (Vec::new(), (site_id.clone(), bucket.clone()))
-            }
-            DrawSource::Loss { site_id } => {
-                let unreceived = lot
+    pub(super) fn plan_draw(&self, lot: LotIx, source: DrawSource, units: u64) -> Vec<Draw> {
+        let book = self.lot_book(lot);
+        let (candidates, fallback): (Vec<(SiteIx, Slot)>, (SiteIx, Slot)) = match source {
+            DrawSource::Fixed { site, slot } => (Vec::new(), (site, slot)),
+            DrawSource::Loss { site } => {
+                let mut unreceived: Vec<(SiteIx, Slot)> = book
                     .balances
                     .keys()
-                    .filter(|(site, bucket)| {
-                        site == site_id && matches!(bucket, Bucket::Unreceived { .. })
-                    })
-                    .cloned()
+                    .filter(|(at, slot)| *at == site && matches!(slot, Slot::Unreceived(_)))
+                    .copied()
                     .collect();
-                (unreceived, (site_id.clone(), Bucket::Stockpiled))
+                // In shipment id order.
+                unreceived.sort_by(|a, b| self.cmp_accounts(*a, *b));
+                (unreceived, (site, Slot::Stockpiled))
             }
-            DrawSource::Retained { institution_id } => {
+            DrawSource::Retained { institution } => {
                 let own_site = self
-                    .institutions
-                    .get(institution_id)
-                    .map(|i| i.info.site_id.clone())
-                    .unwrap_or_default();
-                let mut sites: Vec<(String, Bucket)> = lot
+                    .sites
+                    .ix(&self.institution(institution).info.site_id)
+                    .map(SiteIx)
+                    .expect("an institution's site is registered before it");
+                let retained = Slot::Retained(institution);
+                let mut sites: Vec<(SiteIx, Slot)> = book
                     .balances
                     .keys()
-                    .filter(|(_, bucket)| matches!(bucket, Bucket::Retained { institution_id: id } if id == institution_id))
-                    .cloned()
+                    .filter(|(_, slot)| *slot == retained)
+                    .copied()
                     .collect();
-                // Own site first, the others in id order (the map order).
+                // Own site first, the others in id order.
+                sites.sort_by(|a, b| self.cmp_accounts(*a, *b));
                 sites.sort_by_key(|(site, _)| *site != own_site);
-                let retained = Bucket::Retained {
-                    institution_id: institution_id.clone(),
-                };
-                let fallback = sites.first().cloned().unwrap_or((own_site, retained));
+                let fallback = sites.first().copied().unwrap_or((own_site, retained));
                 (sites, fallback)
             }
         };
         let mut left = units;
-        let mut draws: Vec<(String, Bucket, u64)> = Vec::new();
-        for (site, bucket) in candidates {
-            let take = left.min(lot.balance(&site, &bucket));
+        let mut draws: Vec<Draw> = Vec::with_capacity(candidates.len() + 1);
+        for (site, slot) in candidates {
+            let take = left.min(book.balance(site, slot));
             if take > 0 {
-                draws.push((site, bucket, take));
+                draws.push((site, slot, take));
                 left -= take;
             }
         }
         if left > 0 {
-            let (site, bucket) = fallback;
-            match draws
-                .iter_mut()
-                .find(|(s, b, _)| *s == site && *b == bucket)
-            {
+            let (site, slot) = fallback;
+            match draws.iter_mut().find(|(s, b, _)| *s == site && *b == slot) {
                 Some(draw) => draw.2 = draw.2.saturating_add(left),
-                None => draws.push((site, bucket, left)),
+                None => draws.push((site, slot, left)),
             }
         }
         draws
-    }
-
-    pub(super) fn on_lot_shipped(
-        &mut self,
-        ctx: &Ctx<'_>,
-        e: &LotShipped,
-    ) -> Result<Vec<Flag>, Violation> {
-        if self.shipments.contains_key(&e.shipment_id) {
-            return Err(refs(
-                "references.duplicate_id",
-                format!("shipment {:?} already exists", e.shipment_id),
-            ));
-        }
-        let lot = self.known_lot(&e.lot_id)?;
-        let from = self.known_site(&e.from_site_id)?;
-        let to = self.known_site(&e.to_site_id)?;
-        if e.from_site_id == e.to_site_id {
-            return Err(refs(
-                "references.same_site",
-                format!(
-                    "shipment {:?} goes from site {} to itself",
-                    e.shipment_id, e.to_site_id
-                ),
-            ));
-        }
-        Self::not_terminal(lot, EventKind::LotShipped)?;
-        positive(e.quantity, "shipped quantity")?;
-        let regime = self.regime_state()?;
-        let (from_foreign, to_foreign) = (regime.is_foreign(from), regime.is_foreign(to));
-        // Crossing the border needs an approval: an export when the units leave for a
-        // foreign site, an import when they come in from one.
-        let direction = match (from_foreign, to_foreign) {
-            (_, true) => Some(TransferDirection::Export),
-            (true, false) => Some(TransferDirection::Import),
-            (false, false) => None,
-        };
-        if let Some(direction) = direction {
-            self.check_approval(
-                e.request_id.as_deref(),
-                direction,
-                &lot.info.type_id,
-                e.quantity,
-            )?;
-        }
-        let type_id = lot.info.type_id.clone();
-        let bucket = if to_foreign {
-            Bucket::TransferredOut
-        } else {
-            Bucket::InTransit {
-                shipment_id: e.shipment_id.clone(),
-            }
-        };
-        let mut moves = Moves::new(&e.lot_id, false);
-        moves.push(
-            Account::at(&e.from_site_id, Bucket::Stockpiled),
-            Account::at(&e.from_site_id, bucket),
-            e.quantity,
-        );
-        self.check_moves(&moves)?;
-
-        self.commit_moves(&moves, ctx.today);
-        if direction.is_some()
-            && let Some(request_id) = &e.request_id
-        {
-            self.use_approval(request_id, &type_id, e.quantity as i128);
-        }
-        let shipment = Shipment {
-            event_id: ctx.event_id.to_string(),
-            shipment_id: e.shipment_id.clone(),
-            lot_id: e.lot_id.clone(),
-            units: e.quantity,
-            from_site_id: e.from_site_id.clone(),
-            to_site_id: e.to_site_id.clone(),
-            seal_ids: e.seal_ids.clone(),
-            date: e.date,
-            request_id: e.request_id.clone(),
-            status: if to_foreign {
-                ShipmentStatus::Exported
-            } else {
-                ShipmentStatus::InTransit
-            },
-            overdue_flagged: false,
-        };
-        self.shipments.insert(e.shipment_id.clone(), shipment);
-        Ok(Vec::new())
-    }
-
-    pub(super) fn on_lot_received(
-        &mut self,
-        ctx: &Ctx<'_>,
-        e: &LotReceived,
-    ) -> Result<Vec<Flag>, Violation> {
-        let closes =
-            |code: &str, message: String| Violation::new(HardRule::ShipmentsClose, code, message);
-        let Some(shipment) = self.shipments.get(&e.shipment_id) else {
-            return Err(closes(
-                "shipments.unknown",
-                format!("shipment {:?} was never shipped", e.shipment_id),
-            ));
-        };
-        if shipment.lot_id != e.lot_id {
-            return Err(closes(
-                "shipments.lot_differs",
-                format!(
-                    "shipment {} carries lot {}, not {}",
-                    e.shipment_id, shipment.lot_id, e.lot_id
-                ),
-            ));
-        }
-        match &shipment.status {
-            ShipmentStatus::InTransit => {}
-            ShipmentStatus::Received { event_id, .. } => {
-                return Err(closes(
-                    "shipments.already_received",
-                    format!(
-                        "shipment {} was already received by event {event_id}",
-                        e.shipment_id
-                    ),
-                ));
-            }
-            ShipmentStatus::Exported => {
-                return Err(closes(
-                    "shipments.not_in_transit",
-                    format!(
-                        "shipment {} went to foreign site {} and closed on dispatch",
-                        e.shipment_id, shipment.to_site_id
-                    ),
-                ));
-            }
-        }
-        positive(e.quantity_counted, "received quantity")?;
-        let (shipped, counted) = (shipment.units, e.quantity_counted);
-        let (from, to) = (shipment.from_site_id.clone(), shipment.to_site_id.clone());
-        let shipped_event = shipment.event_id.clone();
-        let in_transit = Account::at(
-            &from,
-            Bucket::InTransit {
-                shipment_id: e.shipment_id.clone(),
-            },
-        );
-        let mut moves = Moves::new(&e.lot_id, false);
-        moves.push(
-            in_transit.clone(),
-            Account::at(&to, Bucket::Stockpiled),
-            shipped.min(counted),
-        );
-        moves.push(
-            in_transit,
-            Account::at(
-                &to,
-                Bucket::Unreceived {
-                    shipment_id: e.shipment_id.clone(),
-                },
-            ),
-            shipped.saturating_sub(counted),
-        );
-        moves.push(
-            Account::Outside,
-            Account::at(&to, Bucket::Stockpiled),
-            counted.saturating_sub(shipped),
-        );
-        self.check_moves(&moves)?;
-
-        self.commit_moves(&moves, ctx.today);
-        let shipment = self
-            .shipments
-            .get_mut(&e.shipment_id)
-            .expect("looked up above");
-        shipment.status = ShipmentStatus::Received {
-            event_id: ctx.event_id.to_string(),
-            counted,
-            seal_check: e.seal_check,
-        };
-        self.records.insert(
-            ctx.event_id.to_string(),
-            EventRecord {
-                index: ctx.index,
-                kind: EventKind::LotReceived,
-                quantity: Some(QuantityRecord::Receipt {
-                    shipment_id: e.shipment_id.clone(),
-                }),
-            },
-        );
-        let mut flags = Vec::new();
-        if counted != shipped {
-            flags.push(ctx.flag(
-                FlagRule::Shipment,
-                "shipment.count_differs",
-                &[&shipped_event],
-                format!(
-                    "shipment {} of lot {}: shipped {shipped}, counted {counted} at site {to} (difference {})",
-                    e.shipment_id,
-                    e.lot_id,
-                    shipped as i128 - counted as i128
-                ),
-            ));
-        }
-        if e.seal_check != SealCheck::Intact {
-            flags.push(ctx.flag(
-                FlagRule::Shipment,
-                "shipment.seal",
-                &[&shipped_event],
-                format!(
-                    "shipment {} of lot {} arrived with seal {:?}",
-                    e.shipment_id, e.lot_id, e.seal_check
-                ),
-            ));
-        }
-        Ok(flags)
     }
 
     pub(super) fn on_lot_destroyed(
@@ -601,9 +373,9 @@ impl ComplianceState {
         e: &LotDestroyed,
     ) -> Result<Vec<Flag>, Violation> {
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_site(&e.site_id)?;
-        let source = match e.basis {
-            DestructionBasis::Article4 | DestructionBasis::Discovered => Bucket::Stockpiled,
+        let site = self.known_site(&e.site_id)?;
+        let slot = match e.basis {
+            DestructionBasis::Article4 | DestructionBasis::Discovered => Slot::Stockpiled,
             DestructionBasis::RetainedExcess => {
                 let Some(institution_id) = &e.institution_id else {
                     return Err(refs(
@@ -614,13 +386,10 @@ impl ComplianceState {
                         ),
                     ));
                 };
-                self.known_institution(institution_id)?;
-                Bucket::Retained {
-                    institution_id: institution_id.clone(),
-                }
+                Slot::Retained(self.known_institution(institution_id)?)
             }
         };
-        Self::not_terminal(lot, EventKind::LotDestroyed)?;
+        self.not_terminal(lot, EventKind::LotDestroyed)?;
         positive(e.quantity, "destroyed quantity")?;
         if e.end_date < e.start_date {
             return Err(refs(
@@ -631,37 +400,30 @@ impl ComplianceState {
                 ),
             ));
         }
-        let is_apm = self.is_apm(lot);
+        let book = self.lot_book(lot);
+        let is_apm = book.apm;
         let deadline = self.regime_state()?.article4_deadline();
-        let discovered_after_deadline = self.discovered_after_deadline(lot);
-        let (lot_basis, found_on, type_id) = (
-            lot.info.basis,
-            lot.info.basis_date,
-            lot.info.type_id.clone(),
-        );
-        let source = DrawSource::Fixed {
-            site_id: e.site_id.clone(),
-            bucket: source,
-        };
-        self.draw(
+        let discovered_after_deadline = self.discovered_after_deadline(book);
+        let (lot_basis, found_on) = (book.info.basis, book.info.basis_date);
+        let source = DrawSource::Fixed { site, slot };
+        let draw = self.draw(
             ctx,
             EventKind::LotDestroyed,
+            lot,
             &e.lot_id,
             source,
-            Bucket::Destroyed,
             e.quantity,
         )?;
-        self.destructions.insert(
-            ctx.event_id.to_string(),
-            Destruction {
-                lot_id: e.lot_id.clone(),
-                type_id,
-                site_id: e.site_id.clone(),
-                end_date: e.end_date,
-                certificate_ids: Vec::new(),
-                uncertified_flagged: false,
-            },
-        );
+        let destruction = handle_of(self.destructions.len());
+        self.destructions.push(DestructionRecord {
+            draw,
+            end_date: e.end_date,
+            certificates: 0,
+            uncertified_flagged: false,
+        });
+        self.deadlines
+            .destruction_ended(e.end_date, destruction, ctx.event_id);
+        ctx.handle.set(destruction);
 
         let mut flags = Vec::new();
         if !e.witnesses.iter().any(|witness| witness.independent) {
@@ -718,7 +480,8 @@ impl ComplianceState {
         ctx: &Ctx<'_>,
         e: &DestructionCertified,
     ) -> Result<Vec<Flag>, Violation> {
-        if self.certificates.contains_key(&e.certificate_id) {
+        let certificate = Fingerprint::of(&e.certificate_id);
+        if self.certificates.contains(&certificate) {
             return Err(refs(
                 "references.duplicate_id",
                 format!("certificate {:?} already exists", e.certificate_id),
@@ -731,6 +494,7 @@ impl ComplianceState {
             ));
         }
         let mut seen = BTreeSet::new();
+        let mut covered_destructions = Vec::with_capacity(e.covered_event_ids.len());
         let mut destroyed: BTreeMap<&str, u64> = BTreeMap::new();
         for covered in &e.covered_event_ids {
             if !seen.insert(covered.as_str()) {
@@ -742,16 +506,14 @@ impl ComplianceState {
                     ),
                 ));
             }
-            let (Some(destruction), Some(units)) = (
-                self.destructions.get(covered),
-                self.destroyed_units(covered),
-            ) else {
-                let what = self
-                    .records
-                    .get(covered)
-                    .map_or("no earlier event".to_string(), |r| {
-                        format!("a {}", r.kind.name())
-                    });
+            let record = self.records.get(&Fingerprint::of(covered));
+            let Some(destruction) = record
+                .filter(|record| record.kind == EventKind::LotDestroyed)
+                .map(|record| record.handle)
+            else {
+                let what = record.map_or("no earlier event".to_string(), |r| {
+                    format!("a {}", r.kind.name())
+                });
                 return Err(refs(
                     "references.not_a_destruction",
                     format!(
@@ -760,8 +522,11 @@ impl ComplianceState {
                     ),
                 ));
             };
-            let sum = destroyed.entry(&destruction.type_id).or_insert(0);
-            *sum = sum.saturating_add(units);
+            let draw = &self.draws[self.destructions[destruction as usize].draw as usize];
+            let type_id = self.lot_book(draw.lot).info.type_id.as_str();
+            let sum = destroyed.entry(type_id).or_insert(0);
+            *sum = sum.saturating_add(draw.units);
+            covered_destructions.push(destruction);
         }
         let mut certified: BTreeMap<&str, u64> = BTreeMap::new();
         for total in &e.totals {
@@ -779,11 +544,14 @@ impl ComplianceState {
             )
         });
 
-        self.certificates
-            .insert(e.certificate_id.clone(), ctx.event_id.to_string());
-        for covered in &e.covered_event_ids {
-            let destruction = self.destructions.get_mut(covered).expect("checked above");
-            destruction.certificate_ids.push(e.certificate_id.clone());
+        self.certificates.insert(certificate);
+        for destruction in covered_destructions {
+            let record = &mut self.destructions[destruction as usize];
+            if record.certificates == 0 {
+                self.deadlines
+                    .destruction_certified(record.end_date, destruction);
+            }
+            record.certificates = record.certificates.saturating_add(1);
         }
         let mut flags = Vec::new();
         if let Some(message) = message {
@@ -813,17 +581,10 @@ impl ComplianceState {
             ));
         }
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_site(&e.site_id)?;
-        Self::not_terminal(lot, EventKind::LotDesignatedForKoreaDefense)?;
+        let site = self.known_site(&e.site_id)?;
+        self.not_terminal(lot, EventKind::LotDesignatedForKoreaDefense)?;
         positive(e.quantity, "designated quantity")?;
-        self.move_at_site(
-            ctx,
-            &e.lot_id,
-            &e.site_id,
-            Bucket::Stockpiled,
-            Bucket::Korea,
-            e.quantity,
-        )?;
+        self.move_at_site(ctx, lot, site, Slot::Stockpiled, Slot::Korea, e.quantity)?;
         Ok(Vec::new())
     }
 
@@ -833,32 +594,25 @@ impl ComplianceState {
         e: &KoreaDesignationRevoked,
     ) -> Result<Vec<Flag>, Violation> {
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_site(&e.site_id)?;
-        Self::not_terminal(lot, EventKind::KoreaDesignationRevoked)?;
+        let site = self.known_site(&e.site_id)?;
+        self.not_terminal(lot, EventKind::KoreaDesignationRevoked)?;
         positive(e.quantity, "revoked quantity")?;
-        self.move_at_site(
-            ctx,
-            &e.lot_id,
-            &e.site_id,
-            Bucket::Korea,
-            Bucket::Stockpiled,
-            e.quantity,
-        )?;
+        self.move_at_site(ctx, lot, site, Slot::Korea, Slot::Stockpiled, e.quantity)?;
         Ok(Vec::new())
     }
 
     fn move_at_site(
         &mut self,
         ctx: &Ctx<'_>,
-        lot_id: &str,
-        site_id: &str,
-        from: Bucket,
-        to: Bucket,
+        lot: LotIx,
+        site: SiteIx,
+        from: Slot,
+        to: Slot,
         units: u64,
     ) -> Result<(), Violation> {
-        let mut moves = Moves::new(lot_id, false);
-        moves.push(Account::at(site_id, from), Account::at(site_id, to), units);
-        self.check_moves(&moves)?;
+        let mut moves = Moves::new(lot, false);
+        moves.push(Account::At(site, from), Account::At(site, to), units);
+        self.check_moves(&moves, self.lot_id(lot))?;
         self.commit_moves(&moves, ctx.today);
         Ok(())
     }
@@ -869,20 +623,18 @@ impl ComplianceState {
         e: &LossReported,
     ) -> Result<Vec<Flag>, Violation> {
         let lot = self.known_lot(&e.lot_id)?;
-        self.known_site(&e.site_id)?;
-        Self::not_terminal(lot, EventKind::LossReported)?;
+        let site = self.known_site(&e.site_id)?;
+        self.not_terminal(lot, EventKind::LossReported)?;
         positive(e.quantity, "lost quantity")?;
-        let source = DrawSource::Loss {
-            site_id: e.site_id.clone(),
-        };
-        self.draw(
+        let draw = self.draw(
             ctx,
             EventKind::LossReported,
+            lot,
             &e.lot_id,
-            source,
-            Bucket::Lost,
+            DrawSource::Loss { site },
             e.quantity,
         )?;
+        ctx.handle.set(draw);
         Ok(Vec::new())
     }
 
@@ -891,11 +643,14 @@ impl ComplianceState {
         ctx: &Ctx<'_>,
         e: &InventoryVerified,
     ) -> Result<Vec<Flag>, Violation> {
-        self.known_site(&e.site_id)?;
-        let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
+        let site = self.known_site(&e.site_id)?;
+        let mut counted: BTreeMap<&str, (LotIx, u64)> = BTreeMap::new();
         for count in &e.counts {
             let lot = self.known_lot(&count.lot_id)?;
-            if counted.insert(&count.lot_id, count.counted).is_some() {
+            if counted
+                .insert(&count.lot_id, (lot, count.counted))
+                .is_some()
+            {
                 return Err(refs(
                     "references.duplicate_entry",
                     format!(
@@ -905,49 +660,50 @@ impl ComplianceState {
                 ));
             }
             if count.counted > 0 {
-                Self::not_terminal(lot, EventKind::InventoryVerified)?;
+                self.not_terminal(lot, EventKind::InventoryVerified)?;
             }
         }
         // A full inventory counts everything at the site: a lot on the books there that
         // the count does not list was not found.
         if e.scope == InventoryScope::Full {
-            for (lot_id, lot) in &self.lots {
-                if lot.site_book(&e.site_id) > 0 {
-                    counted.entry(lot_id).or_insert(0);
+            for (lot_id, ix, lot) in self.lots.iter_with_ix() {
+                if lot.site_book(site) > 0 {
+                    counted.entry(lot_id).or_insert((LotIx(ix), 0));
                 }
             }
         }
-        let findings: Vec<(String, u64, u64)> = counted
-            .iter()
-            .map(|(lot_id, counted)| {
-                (
-                    lot_id.to_string(),
-                    self.lots[*lot_id].site_book(&e.site_id),
-                    *counted,
-                )
-            })
+        let findings: Vec<(LotIx, u64, u64)> = counted
+            .values()
+            .map(|(lot, counted)| (*lot, self.lot_book(*lot).site_book(site), *counted))
             .collect();
 
         let mut flags = Vec::new();
-        for (lot_id, book, counted) in findings {
-            let lot = self.lots.get_mut(&lot_id).expect("checked above");
+        for (lot, book, counted) in findings {
             if book == counted {
-                lot.physical_differences.remove(&e.site_id);
+                self.lots.at_mut(lot.0).physical_differences.remove(&site);
                 continue;
             }
             let difference = book as i128 - counted as i128;
+            let message = format!(
+                "lot {} at site {}: book {book}, counted {counted}, difference {difference}",
+                self.lot_id(lot),
+                e.site_id
+            );
             let open = PhysicalDifference {
                 event_id: ctx.event_id.to_string(),
                 book,
                 counted,
                 unexplained: difference,
             };
-            lot.physical_differences.insert(e.site_id.clone(), open);
+            self.lots
+                .at_mut(lot.0)
+                .physical_differences
+                .insert(site, open);
             flags.push(ctx.flag(
                 FlagRule::PhysicalBook,
                 "inventory.physical_differs_from_book",
                 &[],
-                format!("lot {lot_id} at site {}: book {book}, counted {counted}, difference {difference}", e.site_id),
+                message,
             ));
         }
         Ok(flags)
@@ -955,19 +711,10 @@ impl ComplianceState {
 }
 
 /// Postings that move each draw into `sink` at the draw's site.
-pub(super) fn draw_moves(
-    lot_id: &str,
-    draws: &[(String, Bucket, u64)],
-    sink: &Bucket,
-    explains: bool,
-) -> Moves {
-    let mut moves = Moves::new(lot_id, explains);
-    for (site, bucket, units) in draws {
-        moves.push(
-            Account::at(site, bucket.clone()),
-            Account::at(site, sink.clone()),
-            *units,
-        );
+pub(super) fn draw_moves(lot: LotIx, draws: &[Draw], sink: Slot, explains: bool) -> Moves {
+    let mut moves = Moves::new(lot, explains);
+    for (site, slot, units) in draws {
+        moves.push(Account::At(*site, *slot), Account::At(*site, sink), *units);
     }
     moves
 }

@@ -17,40 +17,71 @@
 //! committed, so a refused event changes nothing.
 //!
 //! # Memory
-//! Bounded by the number of lots, sites, mine types, institutions, shipments, transfer
-//! requests, destructions and certificates, plus one small record per remembered event
-//! (see [`EventRecord`]: inventory counts, corrections and key events are not remembered).
+//! The state is a streaming fold: entries go in one at a time and its memory follows the
+//! number of lots, sites, mine types, institutions, transfer requests and open items
+//! (shipments in transit, differences, deadlines not yet due), not the ledger's length.
+//! Where the domain forces it to remember every event, it keeps a small fixed-size
+//! record, never a `String` (see `compact`):
+//! - every event a later one may name (everything but inventory counts, corrections and
+//!   key events): 24 bytes, its id's 128-bit [`Fingerprint`] → [`EventRecord`] (kind and
+//!   a handle);
+//! - every shipment (a receipt names it, once; a correction of the receipt moves its
+//!   books; an open difference names it): 20 bytes of fingerprint → handle, a 32-byte
+//!   record, and its id and its receipt's id in a name arena;
+//! - every destruction, loss and consumption (corrections redraw them, certificates
+//!   cover destructions): a 48-byte draw record, with no heap allocation for the usual
+//!   single draw, plus 16 bytes per destruction;
+//! - every certificate id (certificates are unique): its 16-byte fingerprint.
+//!
+//! Lots, sites, institutions and shipments are referred to by 32-bit handles into
+//! interned tables. Time-driven flags keep their pending deadlines indexed by due date,
+//! so a new date looks only at what fell due. On a routine-heavy ledger (a third each
+//! shipments, receipts and inventory counts) this comes to about 50 bytes of heap per
+//! accepted event.
 //!
 //! # Files
+//! - `compact`: fingerprints, handles, interned tables, the fingerprint map, the name
+//!   arena.
 //! - `book`: buckets, postings, the check-then-commit of a list of postings.
 //! - `registry`: regime, sites, mine types, institutions.
 //! - `lots`: the lot lifecycle, from declaration to destruction and certification.
+//! - `shipments`: shipments and receipts, and the compact record of every shipment.
 //! - `transfers`: transfer requests, decisions and the Article 3 test of approvals.
 //! - `corrections`: quantity corrections that move the books.
-//! - `clock`: [`ComplianceState::advance_to`], the flags of passing time.
+//! - `clock`: [`ComplianceState::advance_to`], the flags of passing time and the index of
+//!   deadlines by due date.
 //! - `digest`: [`StockpileSummary`] and the state digest.
 
 mod book;
 mod clock;
+mod compact;
 mod corrections;
 mod digest;
 mod lots;
 mod registry;
+mod shipments;
 mod transfers;
 
 #[cfg(test)]
 mod tests;
 
 pub use book::Bucket;
+pub use compact::{Fingerprint, Table};
 pub use digest::{OpenDifference, PoolTotals, STATE_DIGEST_TAG, StockpileSummary};
+
+use book::Slot;
+use clock::Deadlines;
+use compact::{FpMap, InstIx, LotIx, ShipIx, SiteIx};
+use shipments::Shipments;
 
 use crate::events::{
     Event, EventBody, EventKind, InstitutionAuthorized, LotBasis, LotDeclared, MineTypeRegistered,
-    Purpose, Regime, RegimeConfigured, Role, SealCheck, SiteRegistered, TransferRequested,
+    Purpose, Regime, RegimeConfigured, Role, SiteRegistered, TransferRequested,
 };
 use crate::time::{Date, TimestampMs};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The hard invariants of domain.md §4 (numbered as there). An event that breaks one is
 /// refused by the sequencer; a chain that contains one as accepted fails verification.
@@ -235,7 +266,8 @@ impl Institution {
     }
 }
 
-/// A declared lot and its books.
+/// A declared lot and its books, as the read API shows them ([`ComplianceState::lot`]):
+/// ids spelled out. The state keeps the same figures keyed by handles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lot {
     /// The `LotDeclared` event.
@@ -296,6 +328,58 @@ impl Lot {
     }
 }
 
+/// A declared lot and its books, as the state keeps them: sites, institutions and
+/// shipments by handle. One per lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LotBook {
+    /// The `LotDeclared` event.
+    event_id: String,
+    /// The declaration as recorded (its `quantity` is the original one; see `declared_units`).
+    info: LotDeclared,
+    /// Its mine type counts as an APM (types are registered once, before their lots).
+    apm: bool,
+    /// The declared quantity after corrections.
+    declared_units: u64,
+    /// Units per site × slot; zero balances are removed.
+    balances: BTreeMap<(SiteIx, Slot), u64>,
+    /// Open physical ≠ book differences (flag 11), per site.
+    physical_differences: BTreeMap<SiteIx, PhysicalDifference>,
+    /// Flag 14 `discovered.not_destroyed_in_time` was raised.
+    discovery_flagged: bool,
+}
+
+impl LotBook {
+    fn lot_id(&self) -> &str {
+        &self.info.lot_id
+    }
+
+    fn balance(&self, site: SiteIx, slot: Slot) -> u64 {
+        self.balances.get(&(site, slot)).copied().unwrap_or(0)
+    }
+
+    /// Units in slots matching `filter`, over all sites.
+    fn units_where(&self, filter: impl Fn(SiteIx, Slot) -> bool) -> u64 {
+        self.balances
+            .iter()
+            .filter(|((site, slot), _)| filter(*site, *slot))
+            .fold(0u64, |sum, (_, units)| sum.saturating_add(*units))
+    }
+
+    fn held_units(&self) -> u64 {
+        self.units_where(|_, slot| slot.is_held())
+    }
+
+    /// See [`Lot::is_terminal`].
+    fn is_terminal(&self) -> bool {
+        self.held_units() == 0
+    }
+
+    /// See [`Lot::site_book`].
+    fn site_book(&self, site: SiteIx) -> u64 {
+        self.units_where(|at, slot| at == site && slot.is_site_book())
+    }
+}
+
 /// A physical count that differed from the book (flag 11), still unexplained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhysicalDifference {
@@ -308,39 +392,40 @@ pub struct PhysicalDifference {
     pub unexplained: i128,
 }
 
+/// A shipment, as the read API shows it ([`ComplianceState::shipments`]). The state keeps
+/// a 32-byte record per shipment and the details below only while it is in transit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipment {
-    /// The `LotShipped` event.
-    pub event_id: String,
     pub shipment_id: String,
     pub lot_id: String,
     pub units: u64,
-    pub from_site_id: String,
     pub to_site_id: String,
-    pub seal_ids: Vec<String>,
-    pub date: Date,
-    pub request_id: Option<String>,
     pub status: ShipmentStatus,
-    /// Flag 12 `shipment.overdue` was raised.
-    pub overdue_flagged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShipmentStatus {
-    InTransit,
+    InTransit {
+        /// The `LotShipped` event.
+        event_id: String,
+        from_site_id: String,
+        date: Date,
+        /// Flag 12 `shipment.overdue` was raised.
+        overdue_flagged: bool,
+    },
     /// Units went to a foreign site: transferred out on dispatch, no receipt expected.
     Exported,
     Received {
+        /// The `LotReceived` event.
         event_id: String,
         /// After corrections.
         counted: u64,
-        seal_check: SealCheck,
     },
 }
 
 impl Shipment {
     pub fn is_open(&self) -> bool {
-        self.status == ShipmentStatus::InTransit
+        matches!(self.status, ShipmentStatus::InTransit { .. })
     }
 }
 
@@ -367,86 +452,158 @@ pub enum Decision {
     },
 }
 
-/// A `LotDestroyed`, as certification and its clock need it. Its quantity is in the
-/// event's [`EventRecord`] (corrections change it there).
+/// A `LotDestroyed`, as the read API shows it ([`ComplianceState::destructions`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destruction {
     pub lot_id: String,
     pub type_id: String,
     pub site_id: String,
+    /// After corrections.
+    pub units: u64,
     pub end_date: Date,
-    /// Certificates covering it, in ledger order.
-    pub certificate_ids: Vec<String>,
+    /// Certificates covering it.
+    pub certificates: u32,
     /// Flag 18 `destruction.uncertified` was raised.
     pub uncertified_flagged: bool,
 }
 
+/// A `LotDestroyed`, as certification and its clock need it: 16 bytes. Its lot, site
+/// and quantity are in its draw (corrections change the quantity there); its event id is
+/// kept only while its certification deadline is pending (see `clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DestructionRecord {
+    /// Index into the draws.
+    draw: u32,
+    end_date: Date,
+    /// Certificates covering it.
+    certificates: u32,
+    /// Flag 18 `destruction.uncertified` was raised.
+    uncertified_flagged: bool,
+}
+
 /// What the state remembers of an accepted event, so that later events can refer to it
-/// (certificates to destructions, corrections to anything remembered).
+/// (certificates to destructions, corrections to anything remembered): 8 bytes, kept under
+/// the fingerprint of the event id.
 ///
 /// Inventory counts, corrections and key events are not remembered: nothing refers to
 /// them by id, and they are the only kinds whose number grows with time alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRecord {
-    pub index: u64,
     pub kind: EventKind,
-    /// For events whose quantity a correction may change.
-    pub quantity: Option<QuantityRecord>,
+    /// For a correctable quantity: the lot (`LotDeclared`), the shipment (`LotReceived`,
+    /// also `LotShipped`), the destruction (`LotDestroyed`) or the draw (`LossReported`,
+    /// `RetainedMinesConsumed`); 0 otherwise.
+    handle: u32,
 }
 
-/// The current quantity of a correctable event and where its units went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QuantityRecord {
+// What every remembered event costs: 16 bytes of fingerprint and 8 of record.
+const _: () = assert!(size_of::<(Fingerprint, EventRecord)>() == 24);
+// A destruction's own record; its draw is 48 bytes, with no heap for a single draw.
+const _: () = assert!(size_of::<DestructionRecord>() == 16);
+const _: () = assert!(size_of::<DrawRecord>() <= 48);
+
+/// The current quantity of a correctable event, and where it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuantityRef {
     /// `LotDeclared`: the quantity is the lot's `declared_units`.
-    Declaration { lot_id: String },
+    Declaration(LotIx),
     /// `LotReceived`: the quantity is the shipment's counted units.
-    Receipt { shipment_id: String },
+    Receipt(ShipIx),
     /// `LotDestroyed`, `LossReported`, `RetainedMinesConsumed`: units drawn from held
-    /// buckets into a terminal one.
-    Draw(DrawRecord),
+    /// buckets into a terminal one (an index into the draws).
+    Draw(u32),
 }
 
+/// One draw: units taken from a slot at a site.
+type Draw = (SiteIx, Slot, u64);
+
+/// The draws of a destruction, loss or consumption, in drawing order. Nearly every draw
+/// takes from one site and bucket: that one is kept inline, without an allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrawRecord {
-    pub lot_id: String,
-    pub units: u64,
-    pub source: DrawSource,
-    /// The terminal bucket the units went to, at the site each was drawn from.
-    pub sink: Bucket,
-    /// (site, bucket, units) drawn, in drawing order; sums to `units`.
-    pub draws: Vec<(String, Bucket, u64)>,
+enum Draws {
+    One(Draw),
+    /// None, or more than one.
+    Many(Box<[Draw]>),
+}
+
+impl Draws {
+    fn from_vec(mut draws: Vec<Draw>) -> Draws {
+        if draws.len() == 1 {
+            Draws::One(draws.pop().expect("one draw"))
+        } else {
+            Draws::Many(draws.into_boxed_slice())
+        }
+    }
+
+    fn as_slice(&self) -> &[Draw] {
+        match self {
+            Draws::One(draw) => std::slice::from_ref(draw),
+            Draws::Many(draws) => draws,
+        }
+    }
+}
+
+/// A destruction, loss or consumption: how many units it took and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DrawRecord {
+    lot: LotIx,
+    /// After corrections; the draws sum to it.
+    units: u64,
+    source: DrawSource,
+    draws: Draws,
+}
+
+impl DrawRecord {
+    /// The terminal slot the units went to, at the site each was drawn from.
+    fn sink(&self) -> Slot {
+        self.source.sink()
+    }
 }
 
 /// Where a draw takes its units from; a correction that raises the quantity draws again
 /// by the same rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrawSource {
-    /// One bucket at one site (destructions).
-    Fixed { site_id: String, bucket: Bucket },
-    /// A loss at a site: first the units that never arrived there (shortfalls of
-    /// received shipments), then its stockpile.
-    Loss { site_id: String },
-    /// Consumption: the institution's retained units of the lot, its own site first,
-    /// then the other sites in id order.
-    Retained { institution_id: String },
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrawSource {
+    /// One slot at one site (destructions), into `Destroyed`.
+    Fixed { site: SiteIx, slot: Slot },
+    /// A loss at a site, into `Lost`: first the units that never arrived there
+    /// (shortfalls of received shipments, in shipment id order), then its stockpile.
+    Loss { site: SiteIx },
+    /// Consumption, into `Consumed`: the institution's retained units of the lot, its own
+    /// site first, then the other sites in id order.
+    Retained { institution: InstIx },
+}
+
+impl DrawSource {
+    fn sink(self) -> Slot {
+        match self {
+            DrawSource::Fixed { .. } => Slot::Destroyed,
+            DrawSource::Loss { .. } => Slot::Lost,
+            DrawSource::Retained { institution } => Slot::Consumed(institution),
+        }
+    }
 }
 
 /// The folded state.
 #[derive(Debug, Clone, Default)]
 pub struct ComplianceState {
     regime: Option<RegimeState>,
-    sites: BTreeMap<String, Site>,
+    sites: Table<Site>,
     mine_types: BTreeMap<String, MineType>,
-    institutions: BTreeMap<String, Institution>,
-    lots: BTreeMap<String, Lot>,
-    shipments: BTreeMap<String, Shipment>,
+    institutions: Table<Institution>,
+    lots: Table<LotBook>,
+    shipments: Shipments,
     requests: BTreeMap<String, TransferRequest>,
-    /// `LotDestroyed` event id → destruction.
-    destructions: BTreeMap<String, Destruction>,
-    /// Certificate id → `DestructionCertified` event id.
-    certificates: BTreeMap<String, String>,
-    /// Event id → what later events may need of it.
-    records: BTreeMap<String, EventRecord>,
+    /// Destructions, losses and consumption, in ledger order.
+    draws: Vec<DrawRecord>,
+    /// Destructions, in ledger order.
+    destructions: Vec<DestructionRecord>,
+    /// Fingerprints of the certificate ids seen (certificates must be unique).
+    certificates: BTreeSet<Fingerprint>,
+    /// Fingerprint of the event id → what later events may need of it.
+    records: FpMap<EventRecord>,
+    /// Pending deadlines of the time-driven flags, by due date.
+    deadlines: Deadlines,
     /// The last date `advance_to` was called with.
     clock: Option<Date>,
     /// Flag 16: undesignated APM units at the start of the current calendar year, once a
@@ -466,6 +623,8 @@ struct Ctx<'a> {
     today: Date,
     /// The date the event says it happened (`occurred_at`).
     occurred_on: Date,
+    /// Set by the handler of a remembered event: the handle of its [`EventRecord`].
+    handle: Cell<u32>,
 }
 
 impl Ctx<'_> {
@@ -511,13 +670,15 @@ impl ComplianceState {
             index: position.index,
             today: position.recorded_at.date(),
             occurred_on: event.occurred_at.date(),
+            handle: Cell::new(0),
         };
         let kind = event.body.kind();
         // Key events are the ledger layer's business entirely.
         if matches!(kind, EventKind::SignerAuthorized | EventKind::KeyRevoked) {
             return Ok(Vec::new());
         }
-        if self.records.contains_key(&event.event_id) {
+        let fingerprint = Fingerprint::of(&event.event_id);
+        if self.records.contains_key(&fingerprint) {
             return Err(refs(
                 "references.duplicate_event_id",
                 format!("event id {:?} is already in the ledger", event.event_id),
@@ -561,18 +722,16 @@ impl ComplianceState {
             B::InventoryVerified(e) => self.on_inventory_verified(&ctx, e)?,
             B::CorrectionIssued(e) => self.on_correction_issued(&ctx, e)?,
         };
-        // Accepted. Handlers that keep a quantity record have inserted it already.
+        // Accepted: remember it, unless nothing can ever refer to it.
         if !matches!(
             kind,
             EventKind::InventoryVerified | EventKind::CorrectionIssued
         ) {
-            self.records
-                .entry(event.event_id.clone())
-                .or_insert(EventRecord {
-                    index: position.index,
-                    kind,
-                    quantity: None,
-                });
+            let record = EventRecord {
+                kind,
+                handle: ctx.handle.get(),
+            };
+            self.records.insert(fingerprint, record);
         }
         self.count_flags(&flags);
         Ok(flags)
@@ -591,19 +750,23 @@ impl ComplianceState {
         self.regime.as_ref()
     }
 
-    pub fn lot(&self, lot_id: &str) -> Option<&Lot> {
-        self.lots.get(lot_id)
+    /// A lot and its books, ids spelled out (built on each call).
+    pub fn lot(&self, lot_id: &str) -> Option<Lot> {
+        self.lots.ix(lot_id).map(|ix| self.lot_view(LotIx(ix)))
     }
 
-    pub fn lots(&self) -> &BTreeMap<String, Lot> {
-        &self.lots
+    /// Every lot, in id order (each built on demand).
+    pub fn lots(&self) -> impl Iterator<Item = Lot> + '_ {
+        self.lots
+            .iter()
+            .map(|(lot_id, _)| self.lot(lot_id).expect("listed"))
     }
 
     pub fn site(&self, site_id: &str) -> Option<&Site> {
         self.sites.get(site_id)
     }
 
-    pub fn sites(&self) -> &BTreeMap<String, Site> {
+    pub fn sites(&self) -> &Table<Site> {
         &self.sites
     }
 
@@ -611,39 +774,50 @@ impl ComplianceState {
         &self.mine_types
     }
 
-    pub fn institutions(&self) -> &BTreeMap<String, Institution> {
+    pub fn institutions(&self) -> &Table<Institution> {
         &self.institutions
     }
 
-    pub fn shipments(&self) -> &BTreeMap<String, Shipment> {
-        &self.shipments
+    /// A shipment, open or closed (built on each call).
+    pub fn shipment(&self, shipment_id: &str) -> Option<Shipment> {
+        let ix = self.shipments.find(shipment_id)?;
+        Some(self.shipment_view(ix))
+    }
+
+    /// Every shipment, in ledger order (each built on demand).
+    pub fn shipments(&self) -> impl Iterator<Item = Shipment> + '_ {
+        (0..self.shipments.len()).map(|ix| self.shipment_view(ShipIx(ix)))
     }
 
     pub fn transfer_requests(&self) -> &BTreeMap<String, TransferRequest> {
         &self.requests
     }
 
-    /// `LotDestroyed` event id → destruction.
-    pub fn destructions(&self) -> &BTreeMap<String, Destruction> {
-        &self.destructions
+    /// The destruction a `LotDestroyed` event recorded.
+    pub fn destruction(&self, event_id: &str) -> Option<Destruction> {
+        let record = self.records.get(&Fingerprint::of(event_id))?;
+        (record.kind == EventKind::LotDestroyed).then(|| self.destruction_view(record.handle))
     }
 
-    /// Certificate id → `DestructionCertified` event id.
-    pub fn certificates(&self) -> &BTreeMap<String, String> {
+    /// Every destruction, in ledger order (each built on demand).
+    pub fn destructions(&self) -> impl Iterator<Item = Destruction> + '_ {
+        (0..self.destructions.len() as u32).map(|ix| self.destruction_view(ix))
+    }
+
+    /// Fingerprints of the certificate ids seen.
+    pub fn certificates(&self) -> &BTreeSet<Fingerprint> {
         &self.certificates
     }
 
     /// What the state remembers of an accepted event.
-    pub fn record(&self, event_id: &str) -> Option<&EventRecord> {
-        self.records.get(event_id)
+    pub fn record(&self, event_id: &str) -> Option<EventRecord> {
+        self.records.get(&Fingerprint::of(event_id))
     }
 
     /// The current quantity of a `LotDestroyed` (after corrections).
     pub fn destroyed_units(&self, event_id: &str) -> Option<u64> {
-        match self.records.get(event_id)?.quantity.as_ref()? {
-            QuantityRecord::Draw(draw) if draw.sink == Bucket::Destroyed => Some(draw.units),
-            _ => None,
-        }
+        let record = self.records.get(&Fingerprint::of(event_id))?;
+        (record.kind == EventKind::LotDestroyed).then(|| self.destroyed_units_of(record.handle))
     }
 
     /// Flags raised so far (by `apply` and `advance_to`), by rule.
@@ -658,6 +832,85 @@ impl ComplianceState {
         }
     }
 
+    // Views for the read API.
+
+    fn lot_view(&self, ix: LotIx) -> Lot {
+        let lot = self.lots.at(ix.0);
+        Lot {
+            event_id: lot.event_id.clone(),
+            info: lot.info.clone(),
+            declared_units: lot.declared_units,
+            balances: lot
+                .balances
+                .iter()
+                .map(|((site, slot), units)| {
+                    (
+                        (self.site_id(*site).to_string(), self.bucket(*slot)),
+                        *units,
+                    )
+                })
+                .collect(),
+            physical_differences: lot
+                .physical_differences
+                .iter()
+                .map(|(site, difference)| (self.site_id(*site).to_string(), difference.clone()))
+                .collect(),
+            discovery_flagged: lot.discovery_flagged,
+        }
+    }
+
+    fn destruction_view(&self, ix: u32) -> Destruction {
+        let destruction = &self.destructions[ix as usize];
+        let draw = &self.draws[destruction.draw as usize];
+        let DrawSource::Fixed { site, .. } = draw.source else {
+            panic!("destruction {ix} draws from one site");
+        };
+        let lot = self.lots.at(draw.lot.0);
+        Destruction {
+            lot_id: lot.lot_id().to_string(),
+            type_id: lot.info.type_id.clone(),
+            site_id: self.site_id(site).to_string(),
+            units: draw.units,
+            end_date: destruction.end_date,
+            certificates: destruction.certificates,
+            uncertified_flagged: destruction.uncertified_flagged,
+        }
+    }
+
+    /// The current quantity of the destruction at `ix`.
+    fn destroyed_units_of(&self, ix: u32) -> u64 {
+        self.draws[self.destructions[ix as usize].draw as usize].units
+    }
+
+    /// Where the quantity of a remembered event lives, if a correction may change it.
+    fn quantity_ref(&self, record: EventRecord) -> Option<QuantityRef> {
+        match record.kind {
+            EventKind::LotDeclared => Some(QuantityRef::Declaration(LotIx(record.handle))),
+            EventKind::LotReceived => Some(QuantityRef::Receipt(ShipIx(record.handle))),
+            EventKind::LotDestroyed => Some(QuantityRef::Draw(
+                self.destructions[record.handle as usize].draw,
+            )),
+            EventKind::LossReported | EventKind::RetainedMinesConsumed => {
+                Some(QuantityRef::Draw(record.handle))
+            }
+            _ => None,
+        }
+    }
+
+    // Ids of handles.
+
+    fn site_id(&self, site: SiteIx) -> &str {
+        self.sites.id(site.0)
+    }
+
+    fn institution_id(&self, institution: InstIx) -> &str {
+        self.institutions.id(institution.0)
+    }
+
+    fn lot_id(&self, lot: LotIx) -> &str {
+        self.lots.id(lot.0)
+    }
+
     // Lookups that refuse with the right rule when a reference is missing.
 
     fn regime_state(&self) -> Result<&RegimeState, Violation> {
@@ -669,8 +922,8 @@ impl ComplianceState {
         })
     }
 
-    fn known_site(&self, site_id: &str) -> Result<&Site, Violation> {
-        self.sites.get(site_id).ok_or_else(|| {
+    fn known_site(&self, site_id: &str) -> Result<SiteIx, Violation> {
+        self.sites.ix(site_id).map(SiteIx).ok_or_else(|| {
             refs(
                 "references.unknown_site",
                 format!("site {site_id:?} is not registered"),
@@ -687,8 +940,8 @@ impl ComplianceState {
         })
     }
 
-    fn known_lot(&self, lot_id: &str) -> Result<&Lot, Violation> {
-        self.lots.get(lot_id).ok_or_else(|| {
+    fn known_lot(&self, lot_id: &str) -> Result<LotIx, Violation> {
+        self.lots.ix(lot_id).map(LotIx).ok_or_else(|| {
             refs(
                 "references.unknown_lot",
                 format!("lot {lot_id:?} is not declared"),
@@ -696,17 +949,29 @@ impl ComplianceState {
         })
     }
 
-    fn known_institution(&self, institution_id: &str) -> Result<&Institution, Violation> {
-        self.institutions.get(institution_id).ok_or_else(|| {
-            refs(
-                "references.unknown_institution",
-                format!("institution {institution_id:?} is not authorised"),
-            )
-        })
+    fn known_institution(&self, institution_id: &str) -> Result<InstIx, Violation> {
+        self.institutions
+            .ix(institution_id)
+            .map(InstIx)
+            .ok_or_else(|| {
+                refs(
+                    "references.unknown_institution",
+                    format!("institution {institution_id:?} is not authorised"),
+                )
+            })
+    }
+
+    fn lot_book(&self, lot: LotIx) -> &LotBook {
+        self.lots.at(lot.0)
+    }
+
+    fn institution(&self, institution: InstIx) -> &Institution {
+        self.institutions.at(institution.0)
     }
 
     /// Hard 6: a terminal lot accepts only certification, zero counts and corrections.
-    fn not_terminal(lot: &Lot, kind: EventKind) -> Result<(), Violation> {
+    fn not_terminal(&self, lot: LotIx, kind: EventKind) -> Result<(), Violation> {
+        let lot = self.lot_book(lot);
         if lot.is_terminal() {
             return Err(Violation::new(
                 HardRule::DestroyedTerminal,
@@ -722,16 +987,9 @@ impl ComplianceState {
         Ok(())
     }
 
-    /// Whether a lot's mine type counts as an APM (unknown types count, to be safe).
-    fn is_apm(&self, lot: &Lot) -> bool {
-        self.mine_types
-            .get(lot.type_id())
-            .is_none_or(|mine_type| mine_type.info.counts_as_apm)
-    }
-
     /// A lot declared as discovered after the Article 4 deadline: its own six-month clock
     /// (flag 14) applies instead of the deadline (flag 13).
-    fn discovered_after_deadline(&self, lot: &Lot) -> bool {
+    fn discovered_after_deadline(&self, lot: &LotBook) -> bool {
         let deadline = self
             .regime
             .as_ref()

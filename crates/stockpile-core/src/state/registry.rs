@@ -119,14 +119,14 @@ impl ComplianceState {
         ctx: &Ctx<'_>,
         e: &SiteRegistered,
     ) -> Result<Vec<Flag>, super::Violation> {
-        if self.sites.contains_key(&e.site_id) {
+        if self.sites.contains(&e.site_id) {
             return Err(refs(
                 "references.duplicate_id",
                 format!("site {:?} is already registered", e.site_id),
             ));
         }
         self.sites.insert(
-            e.site_id.clone(),
+            &e.site_id,
             Site {
                 event_id: ctx.event_id.to_string(),
                 info: e.clone(),
@@ -161,7 +161,7 @@ impl ComplianceState {
         ctx: &Ctx<'_>,
         e: &InstitutionAuthorized,
     ) -> Result<Vec<Flag>, super::Violation> {
-        if self.institutions.contains_key(&e.institution_id) {
+        if self.institutions.contains(&e.institution_id) {
             return Err(refs(
                 "references.duplicate_id",
                 format!("institution {:?} is already authorised", e.institution_id),
@@ -186,8 +186,7 @@ impl ComplianceState {
             last_change: None,
             unchanged_flagged: false,
         };
-        self.institutions
-            .insert(e.institution_id.clone(), institution);
+        self.institutions.insert(&e.institution_id, institution);
         Ok(Vec::new())
     }
 }

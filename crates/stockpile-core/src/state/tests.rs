@@ -2054,3 +2054,177 @@ fn flags_are_counted_by_rule() {
         [(FlagRule::MissingLotNumber, 1), (FlagRule::Shipment, 2)].into();
     assert_eq!(run.state.summary().flags_raised, expected);
 }
+
+// Deadlines indexed by due date, and what the state keeps once they are met.
+
+#[test]
+fn deadlines_that_fall_due_together_are_flagged_in_id_order() {
+    // Shipped and destroyed in the reverse of id order; a single jump in time makes all
+    // of them due at once, and the flags come in id order, as a scan of id-keyed maps
+    // would give them. A received shipment and a certified destruction leave the index.
+    let run = check(
+        &with(
+            apmbc(),
+            vec![
+                declare("L1", "PMN", 1_000, "D1"),
+                ship("S3", "L1", 10, "D1", "D2", None),
+                ship("S2", "L1", 10, "D1", "D2", None),
+                ship("S1", "L1", 10, "D1", "D2", None),
+                receive("S2", "L1", 10, SealCheck::Intact),
+                named("b3", destroy("L1", 10, "D1", "2013-01-01")),
+                named("b2", destroy("L1", 10, "D1", "2013-01-02")),
+                named("b1", destroy("L1", 10, "D1", "2013-01-02")),
+                certify("C1", &["b2"], &[("PMN", 10)]),
+                day("2014-06-01"),
+                day("2014-06-02"),
+            ],
+        ),
+        "
+        2014-06-01: flag 12 shipment.overdue
+        2014-06-01: flag 12 shipment.overdue
+        2014-06-01: flag 18 destruction.uncertified
+        2014-06-01: flag 18 destruction.uncertified
+        ",
+    );
+    let proofs: Vec<&str> = run
+        .flags
+        .iter()
+        .map(|flag| flag.event_ids[0].as_str())
+        .collect();
+    assert!(
+        run.flags[0].message.contains("shipment S1 "),
+        "{}",
+        run.flags[0].message
+    );
+    assert!(
+        run.flags[1].message.contains("shipment S3 "),
+        "{}",
+        run.flags[1].message
+    );
+    assert_eq!(proofs[2..], ["b1", "b3"]);
+    assert_eq!(run.state.summary().open_shipments, 2);
+}
+
+#[test]
+fn a_discovered_lot_emptied_and_refilled_after_its_deadline_is_flagged_then() {
+    let discovered = ev(EventBody::LotDeclared(LotDeclared {
+        basis: LotBasis::Discovered,
+        basis_date: Some(d("2017-01-10")),
+        ..declared("L1", "PMN", 340, "D1")
+    }));
+    check(
+        &with(
+            apmbc(),
+            vec![
+                day("2017-01-10"),
+                discovered,
+                named(
+                    "burn",
+                    ev(EventBody::LotDestroyed(LotDestroyed {
+                        basis: DestructionBasis::Discovered,
+                        ..destruction("L1", 340, "D1", "2017-03-01")
+                    })),
+                ),
+                day("2017-08-01"),
+                day("2017-08-02"),
+                correct("burn", "quantity", "340", "300"),
+                day("2017-08-03"),
+                day("2017-08-04"),
+            ],
+        ),
+        "
+        CorrectionIssued: flag 20 correction.reverses_destruction
+        2017-08-03: flag 14 discovered.not_destroyed_in_time
+        ",
+    );
+}
+
+#[test]
+fn closed_shipments_keep_what_later_events_need() {
+    let run = check(
+        &with(
+            apmbc(),
+            vec![
+                declare("L1", "PMN", 1_000, "D1"),
+                ship("S1", "L1", 500, "D1", "D2", None),
+                named("got", receive("S1", "L1", 500, SealCheck::Intact)),
+                receive("S1", "L1", 500, SealCheck::Intact),
+                correct("got", "quantity_counted", "500", "490"),
+                loss("L1", 4, "D2"),
+            ],
+        ),
+        "
+        LotReceived: refused 7 shipments.already_received
+        ",
+    );
+    let already = &run.violations[0].message;
+    assert!(
+        already.contains("already received by event got"),
+        "{already}"
+    );
+    let shipment = run.state.shipment("S1").unwrap();
+    assert_eq!(
+        shipment.status,
+        ShipmentStatus::Received {
+            event_id: "got".into(),
+            counted: 490
+        }
+    );
+    assert_eq!(
+        run.state.open_differences(),
+        vec![OpenDifference::ShipperReceiver {
+            lot_id: "L1".into(),
+            shipment_id: "S1".into(),
+            shipped: 500,
+            counted: 490,
+            unreceived: 6,
+            excess: 0,
+        }]
+    );
+    assert_eq!(
+        run.state.lot("L1").unwrap().balance(
+            "D2",
+            &Bucket::Unreceived {
+                shipment_id: "S1".into()
+            }
+        ),
+        6
+    );
+}
+
+#[test]
+fn the_state_remembers_events_by_fingerprint() {
+    let run = check(
+        &with(
+            apmbc(),
+            vec![
+                named("decl", declare("L1", "PMN", 1_000, "D1")),
+                named("burn", destroy("L1", 100, "D1", "2013-03-01")),
+                named("look", count("D1", InventoryScope::Sample, &[("L1", 900)])),
+            ],
+        ),
+        "",
+    );
+    let record = run.state.record("burn").unwrap();
+    assert_eq!(record.kind, EventKind::LotDestroyed);
+    assert_eq!(
+        run.state.record("decl").unwrap().kind,
+        EventKind::LotDeclared
+    );
+    assert!(run.state.record("look").is_none());
+    assert_eq!(run.state.destroyed_units("burn"), Some(100));
+    assert_eq!(run.state.destroyed_units("decl"), None);
+    let destruction = run.state.destruction("burn").unwrap();
+    assert_eq!(
+        (
+            destruction.site_id.as_str(),
+            destruction.units,
+            destruction.certificates
+        ),
+        ("D1", 100, 0)
+    );
+    assert_eq!(
+        Fingerprint::of("burn").to_bytes()[..],
+        crate::hash::Hash32::digest(b"burn").0[..16]
+    );
+}
