@@ -39,6 +39,20 @@ fn sources(relative: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// The `[dependencies]` section of a workspace crate's manifest.
+fn dependencies_of(crate_name: &str) -> String {
+    let path = workspace_root()
+        .join("crates")
+        .join(crate_name)
+        .join("Cargo.toml");
+    let manifest = std::fs::read_to_string(path).unwrap();
+    let section = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] section");
+    section.split("\n[").next().unwrap_or_default().to_string()
+}
+
 #[test]
 fn every_module_starts_with_a_doc_comment() {
     let mut missing = Vec::new();
@@ -84,15 +98,7 @@ fn the_core_does_no_io_reads_no_clock_and_knows_no_protobuf() {
             );
         }
     }
-    let manifest =
-        std::fs::read_to_string(workspace_root().join("crates/stockpile-core/Cargo.toml")).unwrap();
-    let dependencies = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .unwrap()
-        .split("\n[")
-        .next()
-        .unwrap();
+    let dependencies = dependencies_of("stockpile-core");
     for crate_name in [
         "tokio",
         "async-nats",
@@ -127,16 +133,7 @@ fn only_the_proto_crate_knows_protobuf_and_the_verifier_needs_no_network_or_data
             );
         }
     }
-    let manifest =
-        std::fs::read_to_string(workspace_root().join("crates/stockpile-ledger/Cargo.toml"))
-            .unwrap();
-    let dependencies = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .unwrap()
-        .split("\n[")
-        .next()
-        .unwrap();
+    let dependencies = dependencies_of("stockpile-ledger");
     let in_house: Vec<&str> = dependencies
         .lines()
         .filter_map(|line| line.trim_start().strip_prefix("stockpile-"))
