@@ -10,16 +10,18 @@
 //! Memory: everything here is bounded by the number of keys, lots, sites and days, except
 //! the event-id index, which keeps a 16-byte fingerprint and the kind of every accepted
 //! event: ids must be unique forever and a correction must find the kind of the event it
-//! corrects. That is about 40 bytes per accepted event.
+//! corrects. It is a `state::compact::FpMap`: one sorted array, about 20 bytes per
+//! accepted event.
 
 use crate::events::{Event, EventBody, EventKind, RevocationReason, Role};
-use crate::hash::{Hash32, event_signature_message};
+use crate::hash::event_signature_message;
 use crate::keys;
 use crate::limits::RECORDING_GAP_FLAG_MS;
+use crate::state::compact::{Fingerprint, FpMap};
 use crate::state::{ComplianceState, Flag, FlagRule, HardRule, Position, Violation};
 use crate::time::{Date, TimestampMs};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A key the inspector trusts without any ledger event: it may act as registrar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +108,9 @@ pub enum Admission {
     Rejected(Rejection),
 }
 
-/// The fingerprint under which an event id is remembered.
-fn event_id_fingerprint(event_id: &str) -> u128 {
-    let digest = Hash32::digest(event_id.as_bytes());
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest.0[..16]);
-    u128::from_be_bytes(first)
+/// The fingerprint under which an event id is remembered (see `state::compact`).
+fn event_id_fingerprint(event_id: &str) -> Fingerprint {
+    Fingerprint::of(event_id)
 }
 
 /// Keys, replay protection, event ids and compliance state, folded entry by entry.
@@ -120,7 +119,7 @@ pub struct LedgerState {
     origin: String,
     keys: BTreeMap<String, KeyRecord>,
     /// Fingerprint of every accepted event id → its kind and the role that signed it.
-    event_ids: HashMap<u128, (EventKind, Role)>,
+    event_ids: FpMap<(EventKind, Role)>,
     compliance: ComplianceState,
     /// The date `advance_to` was last called with.
     current_date: Option<Date>,
@@ -154,7 +153,7 @@ impl LedgerState {
         LedgerState {
             origin: origin.into(),
             keys,
-            event_ids: HashMap::new(),
+            event_ids: FpMap::default(),
             compliance: ComplianceState::new(),
             current_date: None,
             flag_counts: BTreeMap::new(),
@@ -386,7 +385,7 @@ impl LedgerState {
                     .get(&event_id_fingerprint(&correction.corrected_event_id))
                 {
                     Some((corrected_kind, corrected_role)) => {
-                        corrected_kind.owner().unwrap_or(*corrected_role)
+                        corrected_kind.owner().unwrap_or(corrected_role)
                     }
                     None => {
                         return Err(reject(

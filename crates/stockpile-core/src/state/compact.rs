@@ -273,7 +273,7 @@ const DIRECTORY_BITS_MAX: u32 = 24;
 /// map of recent insertions that is merged into the array once it reaches
 /// 1/`RECENT_SHARE` of it.
 #[derive(Clone)]
-pub(super) struct FpMap<V> {
+pub(crate) struct FpMap<V> {
     sorted: Vec<(Fingerprint, V)>,
     /// `sorted[directory[b]..directory[b + 1]]` holds the entries whose top `bits` bits are
     /// `b`.
@@ -295,12 +295,11 @@ impl<V> Default for FpMap<V> {
 }
 
 impl<V: Copy> FpMap<V> {
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sorted.len() + self.recent.len()
     }
 
-    pub(super) fn get(&self, fp: &Fingerprint) -> Option<V> {
+    pub(crate) fn get(&self, fp: &Fingerprint) -> Option<V> {
         let slot = fp.top(self.bits);
         let run = &self.sorted[self.directory[slot] as usize..self.directory[slot + 1] as usize];
         if let Ok(at) = run.binary_search_by(|(key, _)| key.cmp(fp)) {
@@ -309,12 +308,12 @@ impl<V: Copy> FpMap<V> {
         self.recent.get(fp).copied()
     }
 
-    pub(super) fn contains_key(&self, fp: &Fingerprint) -> bool {
+    pub(crate) fn contains_key(&self, fp: &Fingerprint) -> bool {
         self.get(fp).is_some()
     }
 
     /// Inserts a fingerprint that is not in the map yet (callers look it up first).
-    pub(super) fn insert(&mut self, fp: Fingerprint, value: V) {
+    pub(crate) fn insert(&mut self, fp: Fingerprint, value: V) {
         debug_assert!(!self.contains_key(&fp), "fingerprint inserted twice");
         self.recent.insert(fp, value);
         if self.recent.len() >= RECENT_MIN.max(self.sorted.len() / RECENT_SHARE) {

@@ -54,7 +54,7 @@
 
 mod book;
 mod clock;
-mod compact;
+pub(crate) mod compact;
 mod corrections;
 mod digest;
 mod lots;
