@@ -200,7 +200,7 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return code;
         }
     };
-    match dispatch(cli.command, out, err) {
+    match dispatch(cli.command, out) {
         Ok(code) => code,
         Err(error) => {
             let _ = writeln!(err, "stockpile: error: {error:#}");
@@ -209,7 +209,7 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     }
 }
 
-fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8> {
     match command {
         Command::Keygen {
             name,
@@ -222,15 +222,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             checkpoints,
             json,
             strict_signatures,
-        } => verify(
-            &export,
-            &trust,
-            &checkpoints,
-            json,
-            strict_signatures,
-            out,
-            err,
-        ),
+        } => verify(&export, &trust, &checkpoints, json, strict_signatures, out),
         Command::Prove(prove) => prove_command(prove, out),
         Command::CheckProof(check) => check_proof(check, out),
         Command::Inspect {
@@ -313,7 +305,6 @@ fn verify(
     json: bool,
     strict_signatures: bool,
     out: &mut dyn Write,
-    err: &mut dyn Write,
 ) -> Result<u8> {
     let trust = read_trust(trust)?;
     let mut options = VerifyOptions {
@@ -348,7 +339,6 @@ fn verify(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let _ = err;
     if json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;

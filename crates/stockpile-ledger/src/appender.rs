@@ -56,13 +56,13 @@ impl Appender {
         log_key: SignerKey,
         authority_keys: &[AuthorityKey],
     ) -> Result<Appender, CheckpointError> {
-        let empty = Checkpoint {
+        Checkpoint {
             origin: origin.to_string(),
             size: 0,
             root: empty_root(),
             extensions: Vec::new(),
-        };
-        sign_checkpoint(&empty, &log_key)?;
+        }
+        .validate()?;
         Ok(Appender {
             origin: origin.to_string(),
             log_key,
