@@ -1,0 +1,1 @@
+//! Emitter SDK and services (in progress).

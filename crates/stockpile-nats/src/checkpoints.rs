@@ -1,0 +1,134 @@
+//! The CHECKPOINTS stream: signed notes, in order of publication, sizes never decreasing.
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{
+    self,
+    consumer::{DeliverPolicy, pull::OrderedConfig},
+    context::PublishErrorKind,
+    message::PublishMessage,
+};
+use futures::StreamExt;
+use stockpile_core::checkpoint::Checkpoint;
+
+use crate::topology::{CHECKPOINTS_STREAM, CHECKPOINTS_SUBJECT};
+
+/// A checkpoint as stored: the stream sequence and the signed note.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    pub sequence: u64,
+    pub note: String,
+}
+
+impl StoredCheckpoint {
+    /// The checkpoint body (origin, size, root) read without checking the signature; the
+    /// caller verifies against the keys it trusts.
+    pub fn unverified_body(&self) -> anyhow::Result<Checkpoint> {
+        let body = self
+            .note
+            .split_once("\n\n")
+            .map(|(body, _)| format!("{body}\n"))
+            .context("stored checkpoint is not a signed note")?;
+        Checkpoint::parse(&body).map_err(|error| anyhow::anyhow!("stored checkpoint: {error}"))
+    }
+}
+
+/// The latest checkpoint, if any.
+pub async fn latest_checkpoint(
+    js: &jetstream::Context,
+) -> anyhow::Result<Option<StoredCheckpoint>> {
+    let stream = js
+        .get_stream(CHECKPOINTS_STREAM)
+        .await
+        .with_context(|| format!("opening stream {CHECKPOINTS_STREAM}"))?;
+    let info = stream.get_info().await.context("reading checkpoints")?;
+    if info.state.messages == 0 {
+        return Ok(None);
+    }
+    let message = stream
+        .get_raw_message(info.state.last_sequence)
+        .await
+        .context("reading the latest checkpoint")?;
+    let note = String::from_utf8(message.payload.to_vec())
+        .context("the latest checkpoint is not UTF-8 text")?;
+    Ok(Some(StoredCheckpoint {
+        sequence: message.sequence,
+        note,
+    }))
+}
+
+/// Every checkpoint, in publication order.
+pub async fn all_checkpoints(js: &jetstream::Context) -> anyhow::Result<Vec<StoredCheckpoint>> {
+    let stream = js
+        .get_stream(CHECKPOINTS_STREAM)
+        .await
+        .with_context(|| format!("opening stream {CHECKPOINTS_STREAM}"))?;
+    let end = stream
+        .get_info()
+        .await
+        .context("reading checkpoints")?
+        .state
+        .last_sequence;
+    let mut out = Vec::new();
+    if end == 0 {
+        return Ok(out);
+    }
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .context("creating a checkpoint reader")?;
+    let mut messages = consumer.messages().await.context("reading checkpoints")?;
+    while let Some(message) = messages.next().await {
+        let message = message.context("reading checkpoints")?;
+        let sequence = message
+            .info()
+            .map_err(|error| anyhow::anyhow!("checkpoint message without metadata: {error}"))?
+            .stream_sequence;
+        let note = String::from_utf8(message.payload.to_vec())
+            .with_context(|| format!("checkpoint {sequence} is not UTF-8 text"))?;
+        out.push(StoredCheckpoint { sequence, note });
+        if sequence >= end {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Outcome of publishing a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointPublish {
+    Published {
+        sequence: u64,
+    },
+    /// Another sequencer published first; the caller re-reads the latest and decides.
+    Conflict,
+}
+
+/// Publishes a signed note if the stream's last sequence is still `expected_last`.
+pub async fn publish_checkpoint(
+    js: &jetstream::Context,
+    note: &str,
+    expected_last: u64,
+) -> anyhow::Result<CheckpointPublish> {
+    let ack = js
+        .send_publish(
+            CHECKPOINTS_SUBJECT,
+            PublishMessage::build()
+                .payload(note.as_bytes().to_vec().into())
+                .expected_last_sequence(expected_last),
+        )
+        .await
+        .context("publishing a checkpoint")?
+        .await;
+    match ack {
+        Ok(ack) => Ok(CheckpointPublish::Published {
+            sequence: ack.sequence,
+        }),
+        Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+            Ok(CheckpointPublish::Conflict)
+        }
+        Err(error) => bail!("publishing a checkpoint: {error}"),
+    }
+}

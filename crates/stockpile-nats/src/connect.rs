@@ -1,0 +1,101 @@
+//! Connecting to NATS with the service's own credentials, and saying clearly why it failed.
+//!
+//! A service started while NATS is unreachable, or with credentials the server refuses,
+//! either exits at once with a message naming the server and the cause, or — when
+//! configured to wait — retries with a bounded back-off until it connects or is shut down.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions};
+use serde::{Deserialize, Serialize};
+
+/// Time one connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts when waiting for NATS.
+pub const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// How a service reaches NATS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NatsConfig {
+    /// Server URL(s), comma separated, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// User and password (the `deploy/nats` configurations give each service its own).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// A `.creds` file (JWT + nkey seed), for operator-mode deployments.
+    pub creds_file: Option<PathBuf>,
+    /// Keep retrying until NATS answers instead of failing at once.
+    pub wait: bool,
+    /// The connection name the server shows in its monitoring.
+    pub client_name: Option<String>,
+}
+
+impl NatsConfig {
+    pub fn new(url: impl Into<String>) -> NatsConfig {
+        NatsConfig {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+
+    async fn options(&self) -> anyhow::Result<ConnectOptions> {
+        let mut options = ConnectOptions::new()
+            .connection_timeout(CONNECT_TIMEOUT)
+            .name(self.client_name.as_deref().unwrap_or("stockpile"));
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => {
+                options = options.user_and_password(user.clone(), password.clone());
+            }
+            (None, None) => {}
+            _ => {
+                return Err(anyhow!(
+                    "a NATS user needs a password, and a password a user"
+                ));
+            }
+        }
+        if let Some(path) = &self.creds_file {
+            options = ConnectOptions::with_credentials_file(path)
+                .await
+                .with_context(|| format!("reading NATS credentials {}", path.display()))?
+                .connection_timeout(CONNECT_TIMEOUT)
+                .name(self.client_name.as_deref().unwrap_or("stockpile"));
+        }
+        Ok(options)
+    }
+}
+
+/// Connects once, or — with `wait` — until it succeeds. Errors name the server and say
+/// what to check.
+pub async fn connect(config: &NatsConfig) -> anyhow::Result<Client> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let options = config.options().await?;
+        match options.connect(config.url.as_str()).await {
+            Ok(client) => return Ok(client),
+            Err(error) => {
+                let message = describe_connect_error(&config.url, &error);
+                if !config.wait || error.kind() == ConnectErrorKind::ServerParse {
+                    return Err(anyhow!(message));
+                }
+                tracing::warn!(url = %config.url, "{message}; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(CONNECT_RETRY_PAUSE_MAX);
+            }
+        }
+    }
+}
+
+fn describe_connect_error(url: &str, error: &async_nats::ConnectError) -> String {
+    match error.kind() {
+        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => format!(
+            "NATS at {url} refused the credentials ({error}): check the user, password or creds file"
+        ),
+        ConnectErrorKind::ServerParse => format!("NATS URL {url:?} is not valid: {error}"),
+        ConnectErrorKind::TimedOut | ConnectErrorKind::Io | ConnectErrorKind::Dns => format!(
+            "cannot reach NATS at {url} ({error}): is nats-server running there? (set wait to keep retrying)"
+        ),
+        _ => format!("cannot connect to NATS at {url}: {error}"),
+    }
+}
