@@ -1,6 +1,7 @@
 //! The `stockpile` command line: what an inspector (and a script) runs.
 //!
-//! Commands: `keygen`, `verify`, `prove`, `check-proof`, `inspect`, `generate`.
+//! Commands: `keygen`, `verify` (an export file, or the live ledger with `--nats`),
+//! `export`, `checkpoint`, `emit`, `prove`, `check-proof`, `inspect`, `generate`.
 //! Exit codes: 0 clean (or proof valid), 1 findings (or proof invalid), 2 usage or I/O
 //! error. [`run`] takes the arguments and the output streams, so tests drive the real
 //! command in-process.
@@ -20,6 +21,8 @@ use stockpile_ledger::verifier::{Report, VerifyOptions, verify_export};
 use stockpile_proto::envelope::{EntryVerdict, decode_entry, decode_submission};
 use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
+
+mod nats;
 
 /// Exit code: everything verified.
 pub const EXIT_CLEAN: u8 = 0;
@@ -60,10 +63,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Verify an export offline against a trust root.
+    /// Verify an export offline against a trust root, or the live ledger with --nats.
     Verify {
-        /// The export file.
-        export: PathBuf,
+        /// The export file (or use --nats).
+        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        export: Option<PathBuf>,
+        #[command(flatten)]
+        nats: nats::NatsArgs,
         /// The trust-root JSON file (origin, log keys, authority keys).
         #[arg(long)]
         trust: PathBuf,
@@ -77,6 +83,25 @@ enum Command {
         /// in Ed25519 batches: slower, and refuses non-canonical signatures outright.
         #[arg(long)]
         strict_signatures: bool,
+    },
+    /// Write an export of the live ledger (entries and signed checkpoints) to a file.
+    Export {
+        #[command(flatten)]
+        nats: nats::NatsArgs,
+        /// The export to write (written beside it and renamed when complete).
+        #[arg(long)]
+        out: PathBuf,
+        /// The ledger origin for the export header (default: from the latest checkpoint).
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// Print the latest signed checkpoint of the live ledger.
+    Checkpoint {
+        #[command(flatten)]
+        nats: nats::NatsArgs,
+        /// Verify it against this trust root first; a checkpoint that fails is not printed.
+        #[arg(long)]
+        trust: Option<PathBuf>,
     },
     /// Produce a proof from an export.
     #[command(subcommand)]
@@ -217,12 +242,48 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8> {
             force,
         } => keygen(&name, &path, force, out),
         Command::Verify {
-            export,
+            export: Some(export),
             trust,
             checkpoints,
             json,
             strict_signatures,
+            ..
         } => verify(&export, &trust, &checkpoints, json, strict_signatures, out),
+        Command::Verify {
+            export: None,
+            nats,
+            trust,
+            checkpoints,
+            json,
+            strict_signatures,
+        } => verify_live(&nats, &trust, &checkpoints, json, strict_signatures, out),
+        Command::Export {
+            nats,
+            out: path,
+            origin,
+        } => {
+            let origin = match origin {
+                Some(origin) => origin,
+                None => nats::origin_from_checkpoints(&nats)?,
+            };
+            let (entries, checkpoints) = nats::export(&nats, &origin, &path)?;
+            writeln!(
+                out,
+                "wrote {} ({} entries, {} checkpoints)",
+                path.display(),
+                thousands(entries),
+                thousands(checkpoints)
+            )?;
+            Ok(EXIT_CLEAN)
+        }
+        Command::Checkpoint { nats, trust } => {
+            let trust = trust.as_deref().map(read_trust).transpose()?;
+            Ok(if nats::checkpoint(&nats, trust.as_ref(), out)? {
+                EXIT_CLEAN
+            } else {
+                EXIT_FINDINGS
+            })
+        }
         Command::Prove(prove) => prove_command(prove, out),
         Command::CheckProof(check) => check_proof(check, out),
         Command::Inspect {
@@ -344,6 +405,36 @@ fn verify(
         writeln!(out)?;
     } else {
         print_summary(&report, export, elapsed.as_secs_f64(), out)?;
+    }
+    Ok(if report.is_clean() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+/// `verify --nats`: the live ledger, straight from the streams.
+fn verify_live(
+    nats: &nats::NatsArgs,
+    trust: &Path,
+    checkpoints: &[PathBuf],
+    json: bool,
+    strict_signatures: bool,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let trust = read_trust(trust)?;
+    anyhow::ensure!(
+        checkpoints.is_empty(),
+        "--checkpoint goes with an export file; with --nats, keep held checkpoints and verify an export"
+    );
+    let started = Instant::now();
+    let report = nats::verify(nats, &trust, strict_signatures)?;
+    let label = PathBuf::from(nats.url.clone().unwrap_or_default());
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_summary(&report, &label, started.elapsed().as_secs_f64(), out)?;
     }
     Ok(if report.is_clean() {
         EXIT_CLEAN

@@ -6,14 +6,32 @@
 //! becomes an entry, accepted or rejected with a reason: a refused attempt is evidence too.
 
 use bytes::Bytes;
-use stockpile_core::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint};
-use stockpile_core::hash::{Hash32, entry_link_hash};
-use stockpile_core::keys::SignerKey;
+use rayon::prelude::*;
+use stockpile_core::checkpoint::{Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint};
+use stockpile_core::hash::{Hash32, entry_link_hash, event_signature_message};
+use stockpile_core::keys::{self, SignerKey};
 use stockpile_core::ledger::{Admission, AuthorityKey, LedgerState, SignatureCheck};
+use stockpile_core::limits::SUBMISSION_BYTES_MAX;
 use stockpile_core::merkle::{MerkleTree, empty_root, leaf_hash};
 use stockpile_core::state::Flag;
 use stockpile_core::time::TimestampMs;
-use stockpile_proto::envelope::{DecodedEntry, EntryVerdict, decode_submission, encode_entry};
+use stockpile_core::tlog_proof::TlogProof;
+use stockpile_proto::envelope::{
+    DecodedEntry, EntryVerdict, decode_entry, decode_submission, encode_entry,
+};
+
+/// Submissions whose signatures one parallel task checks.
+const SIGNATURE_CHUNK: usize = 64;
+
+/// Why a stored entry could not be restored into the appender: the ledger is not the one
+/// this appender would have written (another origin or keys, or corruption).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("entry {index}: {problem}")]
+    Mismatch { index: u64, problem: String },
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+}
 
 /// One entry the appender produced.
 #[derive(Debug, Clone)]
@@ -46,7 +64,7 @@ pub struct Appender {
     tree: MerkleTree,
     prev_link: Hash32,
     last_recorded_at: TimestampMs,
-    last_checkpoint: Option<Checkpoint>,
+    last_checkpoint: Option<SignedCheckpoint>,
 }
 
 impl Appender {
@@ -101,6 +119,189 @@ impl Appender {
         self.append_checked(submission, recorded_at, SignatureCheck::NotChecked)
     }
 
+    /// Appends a batch, checking the signatures of keys already known on all cores first
+    /// (strictly, as single verification would). Keys authorised inside the batch are
+    /// checked during admission. Entries come out in input order; an oversized submission
+    /// becomes [`Appender::append_oversized`]'s rejection.
+    pub fn append_batch(
+        &mut self,
+        submissions: &[Bytes],
+        recorded_at: TimestampMs,
+    ) -> Vec<Appended> {
+        let checks = self.signature_checks(submissions.iter().map(|s| s.as_ref()));
+        submissions
+            .iter()
+            .zip(checks)
+            .map(|(submission, check)| {
+                if submission.len() > SUBMISSION_BYTES_MAX {
+                    self.append_oversized(submission.len(), Hash32::digest(submission), recorded_at)
+                } else {
+                    self.append_checked(submission, recorded_at, check)
+                }
+            })
+            .collect()
+    }
+
+    /// Records a submission too large to keep verbatim: the entry is a rejection whose
+    /// reason names the size and SHA-256 of what arrived, with an empty submission (the
+    /// bytes themselves would overflow an entry).
+    pub fn append_oversized(
+        &mut self,
+        size_bytes: usize,
+        sha256: Hash32,
+        recorded_at: TimestampMs,
+    ) -> Appended {
+        assert!(
+            size_bytes > SUBMISSION_BYTES_MAX,
+            "only oversized submissions"
+        );
+        let verdict = EntryVerdict::Rejected {
+            code: "malformed.oversized".into(),
+            reason: format!(
+                "submission of {size_bytes} bytes (sha256 {}) exceeds the limit of {SUBMISSION_BYTES_MAX} bytes; not stored",
+                sha256.to_hex()
+            ),
+        };
+        self.push_unstored(verdict, recorded_at)
+    }
+
+    /// A rejection entry with an empty submission, time advanced as for any entry.
+    fn push_unstored(&mut self, verdict: EntryVerdict, recorded_at: TimestampMs) -> Appended {
+        let recorded_at = recorded_at.max(self.last_recorded_at);
+        let flags = self.state.advance_to(self.tree.size(), recorded_at);
+        self.push_entry(Bytes::new(), recorded_at, verdict, flags, None)
+    }
+
+    /// Signature checks for submissions by keys the state knows now, computed in
+    /// parallel with `verify_strict`; `NotChecked` where the key is unknown yet or the
+    /// bytes do not decode (admission then decides).
+    fn signature_checks<'a>(
+        &self,
+        submissions: impl Iterator<Item = &'a [u8]>,
+    ) -> Vec<SignatureCheck> {
+        let submissions: Vec<&[u8]> = submissions.collect();
+        let state = &self.state;
+        submissions
+            .par_chunks(SIGNATURE_CHUNK)
+            .flat_map_iter(|chunk| {
+                chunk.iter().map(|bytes| {
+                    let Ok(decoded) = decode_submission(bytes) else {
+                        return SignatureCheck::NotChecked;
+                    };
+                    let Some(public_key) = state.public_key(&decoded.key_id) else {
+                        return SignatureCheck::NotChecked;
+                    };
+                    let Ok(signature) = <[u8; 64]>::try_from(decoded.signature.as_ref()) else {
+                        return SignatureCheck::NotChecked;
+                    };
+                    let message = event_signature_message(&decoded.event_bytes);
+                    if keys::verify_strict(&public_key, &message, &signature).is_ok() {
+                        SignatureCheck::Valid(public_key)
+                    } else {
+                        SignatureCheck::Invalid(public_key)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Rebuilds the appender from entries it (or an identical appender) wrote before, in
+    /// order from index `size()`. Every entry is re-admitted and re-encoded; it must come
+    /// out byte for byte as stored, so a sequencer never continues a ledger it would not
+    /// have written itself.
+    pub fn restore_batch(&mut self, entries: &[Bytes]) -> Result<(), RestoreError> {
+        let mut decoded = Vec::with_capacity(entries.len());
+        for (offset, bytes) in entries.iter().enumerate() {
+            let index = self.size() + offset as u64;
+            let entry = decode_entry(bytes).map_err(|error| RestoreError::Mismatch {
+                index,
+                problem: error.to_string(),
+            })?;
+            decoded.push(entry);
+        }
+        let checks = self.signature_checks(decoded.iter().map(|entry| entry.submission.as_ref()));
+        for ((bytes, entry), check) in entries.iter().zip(&decoded).zip(checks) {
+            let index = self.size();
+            if entry.index != index {
+                return Err(RestoreError::Mismatch {
+                    index,
+                    problem: format!("stored entry says index {}", entry.index),
+                });
+            }
+            let appended = if entry.submission.is_empty()
+                && matches!(&entry.verdict, EntryVerdict::Rejected { code, .. } if code == "malformed.oversized")
+            {
+                self.push_unstored(entry.verdict.clone(), entry.recorded_at)
+            } else {
+                self.append_checked(&entry.submission, entry.recorded_at, check)
+            };
+            if appended.entry != *bytes {
+                return Err(RestoreError::Mismatch {
+                    index,
+                    problem: format!(
+                        "re-sequencing gives a different entry (stored verdict {:?}, now {:?})",
+                        entry.verdict, appended.verdict
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint signed earlier (read back from storage) as the latest one,
+    /// after checking it is signed by this appender's log key and matches its tree.
+    pub fn adopt_checkpoint(&mut self, note: &str) -> Result<(), RestoreError> {
+        let (checkpoint, _) = open_checkpoint(
+            note.as_bytes(),
+            &self.origin,
+            &[self.log_key.verifier_key()],
+        )
+        .map_err(|error| RestoreError::Checkpoint(error.to_string()))?;
+        let root = self.tree.root_at(checkpoint.size).map_err(|_| {
+            RestoreError::Checkpoint(format!(
+                "checkpoint of size {} is beyond the ledger's {} entries",
+                checkpoint.size,
+                self.tree.size()
+            ))
+        })?;
+        if root != checkpoint.root {
+            return Err(RestoreError::Checkpoint(format!(
+                "checkpoint of size {} has a root the ledger does not have",
+                checkpoint.size
+            )));
+        }
+        if self
+            .last_checkpoint
+            .as_ref()
+            .is_none_or(|last| last.checkpoint.size <= checkpoint.size)
+        {
+            self.last_checkpoint = Some(SignedCheckpoint {
+                checkpoint,
+                note: note.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A tlog-proof of entry `index` against the latest signed checkpoint, or `None` when
+    /// no checkpoint covers it yet.
+    pub fn inclusion_proof(&self, index: u64) -> Option<TlogProof> {
+        let signed = self.last_checkpoint.as_ref()?;
+        if index >= signed.checkpoint.size {
+            return None;
+        }
+        let path = self
+            .tree
+            .inclusion_proof(index, signed.checkpoint.size)
+            .expect("index < checkpoint size <= tree size");
+        Some(TlogProof {
+            extra: None,
+            index,
+            path,
+            checkpoint: signed.note.clone(),
+        })
+    }
+
     /// As [`Appender::append`], with the signature already checked by the caller (batch
     /// verification on all cores).
     pub fn append_checked(
@@ -133,10 +334,29 @@ impl Appender {
                 }
             }
         };
+        self.push_entry(
+            Bytes::copy_from_slice(submission),
+            recorded_at,
+            verdict,
+            flags,
+            event_id,
+        )
+    }
+
+    fn push_entry(
+        &mut self,
+        submission: Bytes,
+        recorded_at: TimestampMs,
+        verdict: EntryVerdict,
+        flags: Vec<Flag>,
+        event_id: Option<String>,
+    ) -> Appended {
+        let recorded_at = recorded_at.max(self.last_recorded_at);
+        let index = self.tree.size();
         let entry = Bytes::from(encode_entry(&DecodedEntry {
             index,
             prev_entry_hash: self.prev_link,
-            submission: Bytes::copy_from_slice(submission),
+            submission,
             recorded_at,
             verdict: verdict.clone(),
         }));
@@ -165,6 +385,7 @@ impl Appender {
     pub fn checkpoint(&mut self) -> SignedCheckpoint {
         let size = self.tree.size();
         if let Some(last) = &self.last_checkpoint {
+            let last = &last.checkpoint;
             assert!(size >= last.size, "checkpoint sizes never decrease");
             if size == last.size {
                 assert_eq!(self.tree.root(), last.root, "same size, same root");
@@ -178,11 +399,18 @@ impl Appender {
         };
         let note = sign_checkpoint(&checkpoint, &self.log_key)
             .expect("the origin was checked in Appender::new");
-        self.last_checkpoint = Some(checkpoint.clone());
-        SignedCheckpoint { checkpoint, note }
+        let signed = SignedCheckpoint { checkpoint, note };
+        self.last_checkpoint = Some(signed.clone());
+        signed
     }
 
     pub fn last_checkpoint(&self) -> Option<&Checkpoint> {
+        self.last_checkpoint
+            .as_ref()
+            .map(|signed| &signed.checkpoint)
+    }
+
+    pub fn last_signed_checkpoint(&self) -> Option<&SignedCheckpoint> {
         self.last_checkpoint.as_ref()
     }
 }

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod ledger;
 pub mod proofs;
 pub mod receipts;
+pub mod service;
 pub mod topology;
 
 pub use connect::{NatsConfig, connect};

@@ -190,10 +190,11 @@ pub fn check_stream_properties(actual: &StreamConfig, wanted: &StreamConfig) -> 
     if actual.allow_rollup {
         bail!("stream {name} allows rollups, which discard history");
     }
-    if actual.max_messages != wanted.max_messages
-        || actual.max_bytes != wanted.max_bytes
-        || actual.max_age != wanted.max_age
-        || actual.max_messages_per_subject != wanted.max_messages_per_subject
+    // The server reports "unlimited" as -1 (counts) or zero (age).
+    if actual.max_messages > 0
+        || actual.max_bytes > 0
+        || !actual.max_age.is_zero()
+        || actual.max_messages_per_subject > 0
     {
         bail!("stream {name} has retention limits; it must keep every message");
     }

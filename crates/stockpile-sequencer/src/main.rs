@@ -1,1 +1,105 @@
-fn main() {}
+//! `stockpile-sequencer`: the thin binary over [`stockpile_sequencer::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use stockpile_core::keys::SignerKey;
+use stockpile_ledger::trust::TrustRoot;
+use stockpile_nats::NatsConfig;
+use stockpile_nats::service::{init_tracing, shutdown_signal};
+use stockpile_sequencer::{SequencerConfig, run};
+
+/// Sequences signed submissions from NATS JetStream into the hash-chained ledger.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// NATS server URL.
+    #[arg(
+        long,
+        default_value = "nats://127.0.0.1:4222",
+        env = "STOCKPILE_NATS_URL"
+    )]
+    nats_url: String,
+    /// NATS user (deploy/nats gives the sequencer its own).
+    #[arg(long, env = "STOCKPILE_NATS_USER")]
+    nats_user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "STOCKPILE_NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    /// NATS credentials file, instead of user and password.
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    /// Keep retrying until NATS answers instead of exiting.
+    #[arg(long)]
+    wait_for_nats: bool,
+    /// Trust root JSON (origin, log keys, authority keys).
+    #[arg(long)]
+    trust: PathBuf,
+    /// Secret log key file (signs checkpoints; its name is the origin).
+    #[arg(long)]
+    log_key: PathBuf,
+    /// Instance name (its durable consumer is sequencer-<name>).
+    #[arg(long, default_value = "main")]
+    instance: String,
+    /// Submissions per batch.
+    #[arg(long, default_value_t = stockpile_sequencer::BATCH_SUBMISSIONS_MAX)]
+    batch: usize,
+    /// Sign a checkpoint after this many entries...
+    #[arg(long, default_value_t = stockpile_sequencer::CHECKPOINT_EVERY_ENTRIES)]
+    checkpoint_every: u64,
+    /// ...or after this many milliseconds with new entries.
+    #[arg(long, default_value_t = stockpile_sequencer::CHECKPOINT_INTERVAL.as_millis() as u64)]
+    checkpoint_interval_ms: u64,
+    /// Stream replicas (3 in a JetStream cluster).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn config(args: Args) -> anyhow::Result<SequencerConfig> {
+    let trust_text = std::fs::read_to_string(&args.trust)
+        .with_context(|| format!("reading trust root {}", args.trust.display()))?;
+    let trust = TrustRoot::parse_json(&trust_text)
+        .with_context(|| format!("trust root {}", args.trust.display()))?;
+    let key_text = std::fs::read_to_string(&args.log_key)
+        .with_context(|| format!("reading log key {}", args.log_key.display()))?;
+    let log_key = SignerKey::parse(key_text.trim())
+        .with_context(|| format!("log key {}", args.log_key.display()))?;
+    let nats = NatsConfig {
+        url: args.nats_url,
+        user: args.nats_user,
+        password: args.nats_password,
+        creds_file: args.nats_creds,
+        wait: args.wait_for_nats,
+        client_name: Some(format!("stockpile-sequencer-{}", args.instance)),
+    };
+    let mut config = SequencerConfig::new(nats, trust, log_key);
+    config.instance = args.instance;
+    config.batch_max = args.batch;
+    config.checkpoint_every = args.checkpoint_every;
+    config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
+    config.replicas = args.replicas;
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_json);
+    let result = match config(args) {
+        Ok(config) => run(config, shutdown_signal()).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stockpile-sequencer: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
