@@ -156,13 +156,12 @@ pub fn checkpoint(args: &NatsArgs, trust: Option<&TrustRoot>, out: &mut dyn Writ
     let Some(stored) = stored else {
         anyhow::bail!("no checkpoint has been signed yet");
     };
-    if let Some(trust) = trust {
-        if let Err(error) = open_checkpoint(stored.note.as_bytes(), &trust.origin, &trust.log_keys)
-        {
-            // Nothing goes to stdout: the output is meant to be kept as a checkpoint file.
-            eprintln!("stockpile: the latest checkpoint does not verify: {error}");
-            return Ok(false);
-        }
+    if let Some(trust) = trust
+        && let Err(error) = open_checkpoint(stored.note.as_bytes(), &trust.origin, &trust.log_keys)
+    {
+        // Nothing goes to stdout: the output is meant to be kept as a checkpoint file.
+        eprintln!("stockpile: the latest checkpoint does not verify: {error}");
+        return Ok(false);
     }
     write!(out, "{}", stored.note)?;
     Ok(true)

@@ -41,6 +41,11 @@ pub const NOTE_BYTES_MAX: usize = 16 * 1024;
 /// Largest export record (an entry or a checkpoint), in bytes.
 pub const EXPORT_RECORD_BYTES_MAX: usize = ENTRY_BYTES_MAX + 1024;
 
+/// Latest Unix time in milliseconds any timestamp may carry: 9999-12-31T23:59:59.999Z,
+/// the end of the calendar dates use. Beyond it date arithmetic would overflow, so a
+/// hostile timestamp is refused at decoding rather than reaching the state machine.
+pub const TIMESTAMP_MS_MAX: i64 = 253_402_300_799_999;
+
 /// Tolerated gap between `occurred_at` and `recorded_at` before flag 20 ("long gap")
 /// is raised: 30 days.
 pub const RECORDING_GAP_FLAG_MS: i64 = 30 * 24 * 3600 * 1000;

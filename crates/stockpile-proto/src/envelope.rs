@@ -12,7 +12,9 @@ use stockpile_core::events::Event;
 use stockpile_core::hash::{Hash32, event_signature_message};
 use stockpile_core::keys::SignerKey;
 use stockpile_core::ledger::{Candidate, SignatureCheck};
-use stockpile_core::limits::{ENTRY_BYTES_MAX, ID_BYTES_MAX, SUBMISSION_BYTES_MAX, TEXT_BYTES_MAX};
+use stockpile_core::limits::{
+    ENTRY_BYTES_MAX, ID_BYTES_MAX, SUBMISSION_BYTES_MAX, TEXT_BYTES_MAX, TIMESTAMP_MS_MAX,
+};
 use stockpile_core::time::TimestampMs;
 
 /// A submission decoded down to its event, with the signed bytes kept verbatim.
@@ -210,6 +212,15 @@ pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, EntryError> {
             });
         }
     };
+    if !(1..=TIMESTAMP_MS_MAX).contains(&entry.recorded_at_ms) {
+        return Err(EntryError::Invalid {
+            field: "recorded_at_ms",
+            problem: format!(
+                "must be a positive Unix time in milliseconds up to {TIMESTAMP_MS_MAX}, is {}",
+                entry.recorded_at_ms
+            ),
+        });
+    }
     Ok(DecodedEntry {
         index: entry.index,
         prev_entry_hash,

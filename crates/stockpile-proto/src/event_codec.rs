@@ -37,7 +37,7 @@ use stockpile_core::events::{
 };
 use stockpile_core::hash::Hash32;
 use stockpile_core::limits::{
-    ID_BYTES_MAX, QUANTITY_MAX, REPEATED_ITEMS_MAX, TEXT_BYTES_MAX, WITNESSES_MAX,
+    ID_BYTES_MAX, QUANTITY_MAX, REPEATED_ITEMS_MAX, TEXT_BYTES_MAX, TIMESTAMP_MS_MAX, WITNESSES_MAX,
 };
 use stockpile_core::time::{Date, TimestampMs};
 
@@ -185,10 +185,12 @@ fn optional_date(field: &str, value: &str) -> Result<Option<Date>> {
 
 /// A required Unix time in milliseconds; 0 is the proto3 default, so it means "not set".
 fn timestamp(field: &str, millis: i64) -> Result<TimestampMs> {
-    if millis <= 0 {
+    if !(1..=TIMESTAMP_MS_MAX).contains(&millis) {
         return Err(invalid(
             field,
-            format!("expected a positive Unix time in milliseconds, got {millis}"),
+            format!(
+                "expected a positive Unix time in milliseconds up to {TIMESTAMP_MS_MAX} (year 9999), got {millis}"
+            ),
         ));
     }
     Ok(TimestampMs(millis))
@@ -1173,7 +1175,7 @@ mod tests {
     }
 
     fn arb_timestamp() -> impl Strategy<Value = TimestampMs> {
-        (1i64..=i64::MAX).prop_map(TimestampMs)
+        (1i64..=TIMESTAMP_MS_MAX).prop_map(TimestampMs)
     }
 
     fn arb_quantity() -> impl Strategy<Value = u64> {
@@ -2063,7 +2065,12 @@ mod tests {
     fn timestamps_must_be_positive_and_optional_ones_may_be_zero() {
         let mut event = wire_lot_declared(|_| {});
         event.occurred_at_ms = 0;
-        check_invalid(event, "occurred_at_ms", "positive Unix time");
+        check_invalid(event.clone(), "occurred_at_ms", "positive Unix time");
+        // Far beyond year 9999 the calendar arithmetic would overflow: refused here.
+        event.occurred_at_ms = TIMESTAMP_MS_MAX + 1;
+        check_invalid(event.clone(), "occurred_at_ms", "year 9999");
+        event.occurred_at_ms = i64::MAX;
+        check_invalid(event, "occurred_at_ms", "year 9999");
         let key_revoked = |suspect_from_ms| {
             let mut event = wire_event(EventBody::KeyRevoked(KeyRevoked {
                 key_id: "depot-1".into(),
