@@ -95,6 +95,9 @@ enum Command {
         #[arg(long)]
         origin: Option<String>,
     },
+    /// Sign and submit one event from JSON (for scripts); waits for its receipt.
+    /// Exit 0 accepted, 1 rejected by the sequencer, 2 error or still pending.
+    Emit(nats::EmitArgs),
     /// Print the latest signed checkpoint of the live ledger.
     Checkpoint {
         #[command(flatten)]
@@ -276,6 +279,18 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8> {
             )?;
             Ok(EXIT_CLEAN)
         }
+        Command::Emit(args) => Ok(match nats::emit(&args, out)? {
+            nats::Emitted::Accepted => EXIT_CLEAN,
+            nats::Emitted::Rejected => EXIT_FINDINGS,
+            nats::Emitted::Pending if args.no_wait => EXIT_CLEAN,
+            nats::Emitted::Pending => {
+                bail!(
+                    "no receipt within {} s; the event stays in the outbox {} and is sent on the next run",
+                    args.timeout_secs,
+                    args.outbox.display()
+                )
+            }
+        }),
         Command::Checkpoint { nats, trust } => {
             let trust = trust.as_deref().map(read_trust).transpose()?;
             Ok(if nats::checkpoint(&nats, trust.as_ref(), out)? {

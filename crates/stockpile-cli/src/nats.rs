@@ -177,3 +177,115 @@ pub fn origin_from_checkpoints(args: &NatsArgs) -> Result<String> {
     let stored = stored.context("no checkpoint signed yet to name the origin: pass --origin")?;
     Ok(stored.unverified_body()?.origin)
 }
+
+/// What `stockpile emit` needs besides the connection.
+#[derive(Debug, Clone, Args)]
+pub struct EmitArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The ledger origin the event is signed for.
+    #[arg(long)]
+    pub origin: String,
+    /// The submitting service: publishes on stockpile.submit.<service>; deploy/nats
+    /// gives the `registrar` user that subject.
+    #[arg(long, default_value = "registrar")]
+    pub service: String,
+    /// The durable outbox (keeps the key's emitter sequence across runs; reuse it).
+    #[arg(long)]
+    pub outbox: PathBuf,
+    /// A role's secret key file, ROLE=PATH; repeat per role.
+    #[arg(long = "key", value_name = "ROLE=PATH", required = true)]
+    pub keys: Vec<String>,
+    /// The event as JSON (`-` for standard input): {"actor", "body": {"kind", ...},
+    /// optional "event_id", "occurred_at_ms", "evidence", "role"}.
+    pub event: PathBuf,
+    /// Return once the event is in the outbox instead of waiting for its receipt.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Longest wait for the receipt, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+}
+
+/// Outcome of `stockpile emit`.
+pub enum Emitted {
+    Accepted,
+    Rejected,
+    Pending,
+}
+
+/// Signs and submits one event through the emitter SDK (durable outbox, `Nats-Msg-Id`,
+/// retries) and, unless told not to, waits for its receipt. Prints JSON.
+pub fn emit(args: &EmitArgs, out: &mut dyn Write) -> Result<Emitted> {
+    let text = if args.event.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the event from standard input")?;
+        text
+    } else {
+        fs::read_to_string(&args.event)
+            .with_context(|| format!("cannot read {}", args.event.display()))?
+    };
+    let request: stockpile_emitter::json::EventRequest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an event request", args.event.display()))?;
+    let draft = request
+        .into_draft()
+        .map_err(|problem| anyhow::anyhow!(problem))?;
+    let mut keys = Vec::new();
+    for spec in &args.keys {
+        let (role, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--key takes ROLE=PATH, not {spec:?}"))?;
+        let role = stockpile_emitter::roles::parse_role(role).map_err(|e| anyhow::anyhow!(e))?;
+        let key_text =
+            fs::read_to_string(path).with_context(|| format!("cannot read key {path}"))?;
+        let key = stockpile_core::keys::SignerKey::parse(key_text.trim())
+            .with_context(|| format!("key file {path}"))?;
+        keys.push(stockpile_emitter::RoleKey { role, key });
+    }
+    let config = stockpile_emitter::EmitterConfig::new(
+        args.service.clone(),
+        args.origin.clone(),
+        keys,
+        args.outbox.clone(),
+        args.nats.config()?,
+    );
+    runtime()?.block_on(async {
+        let emitter = stockpile_emitter::Emitter::open(config).await?;
+        let pending = emitter
+            .emit(draft)
+            .await
+            .map_err(|error| anyhow::anyhow!("the event was not accepted: {error}"))?;
+        let outcome = if args.no_wait {
+            serde_json::to_writer_pretty(&mut *out, &pending)?;
+            Emitted::Pending
+        } else {
+            let receipt = emitter
+                .wait_for_receipt(
+                    &pending.key_id,
+                    pending.emitter_sequence,
+                    std::time::Duration::from_secs(args.timeout_secs),
+                )
+                .await?;
+            match receipt {
+                Some(receipt) => {
+                    serde_json::to_writer_pretty(&mut *out, &receipt)?;
+                    if receipt.accepted {
+                        Emitted::Accepted
+                    } else {
+                        Emitted::Rejected
+                    }
+                }
+                None => {
+                    serde_json::to_writer_pretty(&mut *out, &pending)?;
+                    Emitted::Pending
+                }
+            }
+        };
+        writeln!(out)?;
+        // Publishing finishes before the outbox closes; an unsent event stays in it
+        // for the next run.
+        emitter.shutdown().await?;
+        Ok(outcome)
+    })
+}

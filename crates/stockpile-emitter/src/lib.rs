@@ -1,1 +1,47 @@
-//! Emitter SDK and services (in progress).
+//! Emitter SDK and the emitting services (depot, demil, export control).
+//!
+//! An emitter signs events with the keys of the roles it holds, keeps every signed
+//! submission in a durable sled outbox until the sequencer's receipt for it arrives, and
+//! publishes the outbox to JetStream in order per key. A service is a small JSON HTTP API
+//! in front of one emitter.
+//!
+//! # Layout
+//!
+//! - [`sdk`]: [`Emitter`], [`EmitterConfig`], [`EventDraft`], [`Pending`], [`EmitError`] —
+//!   the library `stockpile emit` and the services share.
+//! - [`outbox`]: the sled outbox: per-key sequence counters, pending submissions, receipts.
+//!   Synchronous and NATS-free, so its crash behaviour is tested without a server.
+//! - `publisher` (private): the background task that publishes the outbox, in order per
+//!   key, with a bounded window of unacknowledged publishes.
+//! - `watcher` (private): the background task that watches the RECEIPTS bucket and retires
+//!   outbox entries.
+//! - [`json`]: event bodies from JSON (the HTTP API's and `stockpile emit`'s input).
+//! - [`roles`]: which roles each service holds and which kinds those roles emit.
+//! - [`service`]: the HTTP API and [`service::run`].
+//! - [`cli`]: the command line the three thin binaries in `src/bin/` share.
+//! - [`limits`]: every bound, with its reason.
+//!
+//! # Guarantees
+//!
+//! - An event [`Emitter::emit`] returned `Ok` for is on disk (signed submission and the
+//!   advanced sequence counter, in one sled transaction, flushed) and survives a crash.
+//! - A key's emitter sequence is allocated once and never reused, even after a crash: the
+//!   counter is persisted in the same transaction as the submission, and nothing is
+//!   published before it is flushed.
+//! - Retries publish the same bytes with the same `Nats-Msg-Id` (`<key>/<sequence>`), so
+//!   JetStream drops copies inside its duplicate window and the ledger's per-key sequence
+//!   check refuses any copy beyond it.
+
+pub mod cli;
+pub mod json;
+pub mod limits;
+pub mod outbox;
+mod publisher;
+pub mod roles;
+pub mod sdk;
+pub mod service;
+mod watcher;
+
+pub use roles::ServiceKind;
+pub use sdk::{EmitError, Emitter, EmitterConfig, EventDraft, HeldKey, Pending, RoleKey};
+pub use service::{ServiceConfig, run};

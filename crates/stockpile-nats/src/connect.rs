@@ -76,7 +76,15 @@ pub async fn connect(config: &NatsConfig) -> anyhow::Result<Client> {
             Ok(client) => return Ok(client),
             Err(error) => {
                 let message = describe_connect_error(&config.url, &error);
-                if !config.wait || error.kind() == ConnectErrorKind::ServerParse {
+                // Waiting helps only against a server that is not up yet; refused
+                // credentials or a bad URL will not get better.
+                let permanent = matches!(
+                    error.kind(),
+                    ConnectErrorKind::ServerParse
+                        | ConnectErrorKind::AuthorizationViolation
+                        | ConnectErrorKind::Authentication
+                );
+                if !config.wait || permanent {
                     return Err(anyhow!(message));
                 }
                 tracing::warn!(url = %config.url, "{message}; retrying in {pause:?}");
@@ -94,7 +102,7 @@ fn describe_connect_error(url: &str, error: &async_nats::ConnectError) -> String
         ),
         ConnectErrorKind::ServerParse => format!("NATS URL {url:?} is not valid: {error}"),
         ConnectErrorKind::TimedOut | ConnectErrorKind::Io | ConnectErrorKind::Dns => format!(
-            "cannot reach NATS at {url} ({error}): is nats-server running there? (set wait to keep retrying)"
+            "cannot reach NATS at {url} ({error}): is nats-server running there? (--wait-for-nats keeps retrying)"
         ),
         _ => format!("cannot connect to NATS at {url}: {error}"),
     }

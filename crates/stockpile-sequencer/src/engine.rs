@@ -278,7 +278,7 @@ impl Sequencer {
     }
 
     /// Throws the in-memory state away and rebuilds it from what the streams hold.
-    async fn resync(&mut self) -> anyhow::Result<()> {
+    pub async fn resync(&mut self) -> anyhow::Result<()> {
         let (appender, submissions_done, tail, checkpoints_last_sequence) =
             rebuild(&self.config, &self.js).await?;
         *self.lock() = appender;

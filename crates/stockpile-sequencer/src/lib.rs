@@ -52,6 +52,20 @@ pub const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a delivered submission may stay unacknowledged before the server redelivers it.
 pub const SUBMISSION_ACK_WAIT: Duration = Duration::from_secs(30);
 
+/// First pause after a failed step (NATS unreachable, a timeout); doubles up to the max.
+pub const RETRY_PAUSE_MIN: Duration = Duration::from_millis(200);
+pub const RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Errors the sequencer must not retry: the ledger or a checkpoint in the streams is not
+/// one it would have produced.
+fn is_fatal(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<stockpile_ledger::appender::RestoreError>()
+            .is_some()
+    })
+}
+
 /// Everything the sequencer needs.
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
@@ -139,18 +153,47 @@ pub async fn run(
         .await
         .context("setting up the JetStream topology")?;
     let mut sequencer = Sequencer::start(config, client, js).await?;
+    let mut pause = RETRY_PAUSE_MIN;
     loop {
         let consumer = sequencer.consumer();
-        tokio::select! {
+        let step = tokio::select! {
             () = &mut shutdown => break,
             fetched = engine::fetch_batch(consumer, sequencer.batch_max()) => {
-                let messages = fetched?;
-                sequencer.process(messages).await?;
-                sequencer.maybe_checkpoint(false).await?;
+                match fetched {
+                    Ok(messages) => match sequencer.process(messages).await {
+                        Ok(()) => sequencer.maybe_checkpoint(false).await,
+                        Err(error) => Err(error),
+                    },
+                    Err(error) => Err(error),
+                }
             }
+        };
+        let Err(error) = step else {
+            pause = RETRY_PAUSE_MIN;
+            continue;
+        };
+        // NATS restarts, leader elections and timeouts pass: wait, rebuild from what the
+        // streams hold, carry on. Only a ledger this sequencer would not have written is
+        // fatal, because continuing it would vouch for it.
+        if is_fatal(&error) {
+            return Err(error);
+        }
+        tracing::warn!("{error:#}; rebuilding from the ledger in {pause:?}");
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        if let Err(error) = sequencer.resync().await {
+            if is_fatal(&error) {
+                return Err(error);
+            }
+            tracing::warn!("rebuilding failed: {error:#}");
         }
     }
-    sequencer.maybe_checkpoint(true).await?;
+    if let Err(error) = sequencer.maybe_checkpoint(true).await {
+        tracing::warn!("final checkpoint not published: {error:#}");
+    }
     tracing::info!(entries = sequencer.size(), "sequencer stopped");
     Ok(())
 }

@@ -1,1 +1,6 @@
-fn main() {}
+//! `stockpile-demil`: the demil emitting service. Everything is in the library
+//! (`stockpile_emitter::service::run`); this only picks the service.
+
+fn main() -> std::process::ExitCode {
+    stockpile_emitter::cli::main(stockpile_emitter::ServiceKind::Demil)
+}

@@ -1,0 +1,108 @@
+//! Every bound of the emitter and its services, with the reason for its value, and the
+//! compile-time relations between them.
+
+use std::time::Duration;
+
+use stockpile_core::limits::{ID_BYTES_MAX, SUBMISSION_BYTES_MAX};
+use stockpile_nats::topology::DUPLICATE_WINDOW;
+
+/// Pending (not yet receipted) submissions the outbox holds before `emit` refuses new
+/// events. Far above a day of a busy depot's events, so only a long NATS or sequencer
+/// outage reaches it; then refusing is better than filling the disk.
+pub const OUTBOX_ENTRIES_MAX: u64 = 100_000;
+
+/// Bytes of pending submissions the outbox holds before `emit` refuses new events:
+/// `OUTBOX_ENTRIES_MAX` submissions of the largest size would be 6.4 GB, more than a
+/// service's disk should hold for a cache that NATS will drain.
+pub const OUTBOX_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Publishes sent and not yet acknowledged, across all keys. Enough to hide the round trip
+/// (JetStream with `sync_interval: always` acks in about 0.2 ms), small enough that a
+/// failure resends little.
+pub const PUBLISH_WINDOW: usize = 64;
+
+/// Time to hand one publish to the client (the first stage of the two-stage ack). The
+/// client buffers while reconnecting; beyond this the publisher backs off and retries.
+pub const PUBLISH_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First pause after a failed publish; it doubles on each further failure of the key.
+pub const PUBLISH_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// Longest pause between two publish attempts of a key.
+pub const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How long an acknowledged submission may wait for its receipt before the publisher
+/// looks for it: receipt fetched directly, else the submission checked in SUBMISSIONS,
+/// and republished (same bytes, same id) if it is not there.
+pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Overdue submissions the publisher examines per tick (each costs up to two NATS round
+/// trips), so a large backlog cannot stall publishing.
+pub const OVERDUE_CHECKS_PER_TICK: usize = 64;
+
+/// After a check of SUBMISSIONS failed for another reason than "not found" (typically:
+/// the service's NATS user may not read that stream), how long to rely on receipts alone
+/// before trying again. One failed check can cost a whole `NATS_LOOKUP_TIMEOUT`.
+pub const STREAM_CHECK_PAUSE: Duration = Duration::from_secs(600);
+
+/// How often the publisher looks for overdue submissions.
+pub const PUBLISHER_TICK: Duration = Duration::from_secs(1);
+
+/// Time a direct get of a SUBMISSIONS message or a receipt lookup may take.
+pub const NATS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the publisher, at start-up, waits for the receipt watcher to retire entries
+/// that were sequenced while the service was down, so that it does not resend them.
+pub const STARTUP_RECONCILE_WAIT: Duration = Duration::from_secs(10);
+
+/// Receipt lookups in flight while the watcher reconciles the outbox at start-up.
+pub const RECONCILE_CONCURRENCY: usize = 16;
+
+/// First and longest pause between attempts to (re)open the receipt watch, e.g. while the
+/// RECEIPTS bucket does not exist yet.
+pub const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// While waiting for a receipt, how often to ask the RECEIPTS bucket directly, in case
+/// the watch missed it (e.g. during a reconnection).
+pub const RECEIPT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for publishes in flight to be acknowledged. An unacknowledged
+/// one stays in the outbox and is published again at the next start.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(5);
+
+/// How far ahead of this host's clock an event's `occurred_at` may be. The sequencer
+/// refuses `occurred_at > recorded_at`; refusing clear mistakes here gives the caller a
+/// useful answer instead of a ledger rejection, while tolerating some clock skew.
+pub const OCCURRED_AT_FUTURE_SKEW_MAX_MS: i64 = 5 * 60 * 1000;
+
+/// Largest HTTP request body. A submission is at most 64 KiB of protobuf; the JSON of a
+/// real event is a few KiB.
+pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest `?wait=true` wait for a receipt.
+pub const RECEIPT_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// How long the HTTP server may take to finish requests in flight at shutdown.
+pub const HTTP_DRAIN_MAX: Duration = Duration::from_secs(5);
+
+/// In a streak of failures (publish, receipt watch), the first is logged as a warning and
+/// then one in this many, so an outage of hours does not flood the log.
+pub const FAILURE_LOG_EVERY: u32 = 50;
+
+/// Longest key name: the submission's `key_id` field is bounded by the proto layer.
+pub const KEY_NAME_BYTES_MAX: usize = ID_BYTES_MAX;
+
+// A publish that timed out may have landed; its retry must fall inside the duplicate
+// window so that JetStream drops the copy instead of storing it twice.
+const _: () = assert!(
+    PUBLISH_BACKOFF_MAX.as_millis() + PUBLISH_SEND_TIMEOUT.as_millis()
+        < DUPLICATE_WINDOW.as_millis()
+);
+const _: () = assert!(PUBLISH_BACKOFF_MIN.as_millis() < PUBLISH_BACKOFF_MAX.as_millis());
+const _: () = assert!(WATCH_BACKOFF_MIN.as_millis() < WATCH_BACKOFF_MAX.as_millis());
+// The whole outbox must be able to hold at least one submission of the largest size.
+const _: () = assert!(OUTBOX_BYTES_MAX >= SUBMISSION_BYTES_MAX as u64);
+const _: () = assert!(PUBLISH_WINDOW > 0 && OVERDUE_CHECKS_PER_TICK > 0);
+// Outbox keys store the key name's length in two bytes.
+const _: () = assert!(KEY_NAME_BYTES_MAX <= u16::MAX as usize);

@@ -1,0 +1,688 @@
+//! The durable outbox: per-key sequence counters, signed submissions waiting for their
+//! receipt, and the receipts that retired them, in one sled database.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `sequences` | key name | last allocated emitter sequence, `u64` big-endian |
+//! | `entries` | [`entry_key`] | [`OutboxEntry`] (format byte, event id, submission bytes) |
+//! | `published` | [`entry_key`] | SUBMISSIONS stream sequence of the last acknowledged publish |
+//! | `receipts` | [`entry_key`] | the receipt, JSON |
+//! | `progress` | `receipted_stream_sequence` | highest SUBMISSIONS sequence of a receipted entry, `u64` big-endian |
+//!
+//! A submission and the counter it advanced are written in one transaction, and a receipt
+//! and the removal of its entry in another, so a crash never leaves a sequence allocated
+//! without its submission, nor an entry retired without its receipt. `published` is a
+//! hint (written without flushing): losing it only makes the publisher resend, with the
+//! same message id.
+//!
+//! This module does no NATS and no async I/O except [`Outbox::flush`]; methods take a
+//! blocking `std` mutex only around sled writes, never across an `.await`.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use stockpile_nats::receipts::Receipt;
+
+use crate::limits::{KEY_NAME_BYTES_MAX, OUTBOX_BYTES_MAX, OUTBOX_ENTRIES_MAX};
+
+/// Version of the on-disk layout, stored in the default tree; an outbox written by an
+/// unknown version is refused rather than misread.
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT_VERSION: u8 = 1;
+/// First byte of every entry value.
+const ENTRY_FORMAT_V1: u8 = 1;
+/// Key in the `progress` tree: see [`Outbox::receipted_stream_sequence`].
+const RECEIPTED_STREAM_SEQUENCE_KEY: &[u8] = b"receipted_stream_sequence";
+
+/// Bounds of one outbox; the defaults are [`OUTBOX_ENTRIES_MAX`] and [`OUTBOX_BYTES_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Pending entries before appends are refused.
+    pub entries_max: u64,
+    /// Bytes of pending submissions before appends are refused.
+    pub bytes_max: u64,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits {
+            entries_max: OUTBOX_ENTRIES_MAX,
+            bytes_max: OUTBOX_BYTES_MAX,
+        }
+    }
+}
+
+/// Why the outbox refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(
+        "the outbox is full ({entries} pending submissions, {bytes} bytes; limits {entries_max} and {bytes_max}): NATS or the sequencer has not taken events for a while"
+    )]
+    Full {
+        entries: u64,
+        bytes: u64,
+        entries_max: u64,
+        bytes_max: u64,
+    },
+    #[error("outbox storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("outbox record {what} is corrupt: {problem}")]
+    Corrupt { what: String, problem: String },
+    #[error("key name {name:?} is {len} bytes; the limit is {KEY_NAME_BYTES_MAX}")]
+    KeyNameTooLong { name: String, len: usize },
+}
+
+/// One signed submission waiting for its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub key_id: String,
+    pub emitter_sequence: u64,
+    pub event_id: String,
+    /// The submission bytes exactly as signed; published verbatim, every time.
+    pub submission: Bytes,
+}
+
+impl OutboxEntry {
+    /// The `Nats-Msg-Id` of every publish of this entry.
+    pub fn message_id(&self) -> String {
+        message_id(&self.key_id, self.emitter_sequence)
+    }
+}
+
+/// The `Nats-Msg-Id` of a submission: `<key name>/<emitter sequence>`, unique per signed
+/// event for as long as the key's sequence rises.
+pub fn message_id(key_id: &str, emitter_sequence: u64) -> String {
+    format!("{key_id}/{emitter_sequence}")
+}
+
+/// What a caller hands to [`Outbox::append`] once it knows the allocated sequence.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub event_id: String,
+    pub submission: Vec<u8>,
+}
+
+/// The sled outbox. Cheap to share behind an `Arc`; sled is thread-safe.
+pub struct Outbox {
+    db: sled::Db,
+    sequences: sled::Tree,
+    entries: sled::Tree,
+    published: sled::Tree,
+    receipts: sled::Tree,
+    progress: sled::Tree,
+    limits: OutboxLimits,
+    /// Serializes sequence allocation: read counter, prepare, write entry and counter. A std
+    /// mutex because it is held only for in-memory sled work (no fsync, no `.await`), and a
+    /// tokio one would add nothing but cost.
+    append_lock: Mutex<()>,
+    /// Pending entries and their submission bytes, counted at open and kept exact by
+    /// append and receipt transactions: sled's `len` walks the whole tree.
+    pending_entries: AtomicU64,
+    pending_bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("pending_entries", &self.pending_count())
+            .field("pending_bytes", &self.pending_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox in `dir`. Blocking: sled reads its log.
+    pub fn open(dir: &Path, limits: OutboxLimits) -> anyhow::Result<Outbox> {
+        use anyhow::Context as _;
+        let db = sled::Config::new().path(dir).open().with_context(|| {
+            format!(
+                "opening the outbox {} (is another emitter using it?)",
+                dir.display()
+            )
+        })?;
+        match db.get(FORMAT_KEY)? {
+            None => {
+                db.insert(FORMAT_KEY, &[FORMAT_VERSION])?;
+            }
+            Some(version) if version.as_ref() == [FORMAT_VERSION] => {}
+            Some(version) => anyhow::bail!(
+                "the outbox {} has format {:?}; this emitter reads format {FORMAT_VERSION}",
+                dir.display(),
+                version.as_ref()
+            ),
+        }
+        let outbox = Outbox {
+            sequences: db.open_tree("sequences")?,
+            entries: db.open_tree("entries")?,
+            published: db.open_tree("published")?,
+            receipts: db.open_tree("receipts")?,
+            progress: db.open_tree("progress")?,
+            db,
+            limits,
+            append_lock: Mutex::new(()),
+            pending_entries: AtomicU64::new(0),
+            pending_bytes: AtomicU64::new(0),
+        };
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for item in outbox.entries.iter() {
+            let (key, value) = item?;
+            let entry = decode_entry(&key, &value)?;
+            entries += 1;
+            bytes += entry.submission.len() as u64;
+        }
+        outbox.pending_entries.store(entries, Ordering::SeqCst);
+        outbox.pending_bytes.store(bytes, Ordering::SeqCst);
+        Ok(outbox)
+    }
+
+    pub fn limits(&self) -> OutboxLimits {
+        self.limits
+    }
+
+    /// Allocates the next emitter sequence of `key_id`, lets `prepare` build the signed
+    /// submission for it, and writes the entry and the advanced counter in one transaction.
+    ///
+    /// Not yet durable: call [`Outbox::flush`] before telling anyone, and before
+    /// publishing. If `prepare` fails nothing is written and the sequence stays free, since
+    /// nothing signed with it left the process.
+    pub fn append<E>(
+        &self,
+        key_id: &str,
+        prepare: impl FnOnce(u64) -> Result<Prepared, E>,
+    ) -> Result<OutboxEntry, E>
+    where
+        E: From<OutboxError>,
+    {
+        check_key_name(key_id)?;
+        let _guard = self
+            .append_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = self.last_sequence(key_id)?;
+        let sequence = last.checked_add(1).ok_or_else(|| OutboxError::Corrupt {
+            what: format!("sequence counter of {key_id:?}"),
+            problem: "it is at u64::MAX".into(),
+        })?;
+        // Entries first, before the work of signing; bytes once the size is known.
+        if self.pending_count() >= self.limits.entries_max {
+            return Err(self.full().into());
+        }
+        let prepared = prepare(sequence)?;
+        let size_bytes = prepared.submission.len() as u64;
+        if self.pending_bytes().saturating_add(size_bytes) > self.limits.bytes_max {
+            return Err(self.full().into());
+        }
+
+        let key = entry_key(key_id, sequence);
+        let value = encode_entry(&prepared.event_id, &prepared.submission);
+        (&self.entries, &self.sequences)
+            .transaction(|(entries, sequences)| {
+                entries.insert(key.as_slice(), value.as_slice())?;
+                sequences.insert(key_id.as_bytes(), &sequence.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(storage_error)?;
+        self.pending_entries.fetch_add(1, Ordering::SeqCst);
+        self.pending_bytes
+            .fetch_add(prepared.submission.len() as u64, Ordering::SeqCst);
+        Ok(OutboxEntry {
+            key_id: key_id.to_owned(),
+            emitter_sequence: sequence,
+            event_id: prepared.event_id,
+            submission: Bytes::from(prepared.submission),
+        })
+    }
+
+    fn full(&self) -> OutboxError {
+        OutboxError::Full {
+            entries: self.pending_count(),
+            bytes: self.pending_bytes(),
+            entries_max: self.limits.entries_max,
+            bytes_max: self.limits.bytes_max,
+        }
+    }
+
+    /// Makes every earlier write durable (sled flushes its whole log, all trees).
+    pub async fn flush(&self) -> Result<(), OutboxError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The last sequence allocated to `key_id`, 0 if none.
+    pub fn last_sequence(&self, key_id: &str) -> Result<u64, OutboxError> {
+        match self.sequences.get(key_id.as_bytes())? {
+            None => Ok(0),
+            Some(value) => decode_u64(&value).ok_or_else(|| OutboxError::Corrupt {
+                what: format!("sequence counter of {key_id:?}"),
+                problem: format!("{} bytes, expected 8", value.len()),
+            }),
+        }
+    }
+
+    /// Pending entries, across all keys.
+    pub fn pending_count(&self) -> u64 {
+        self.pending_entries.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of pending submissions, across all keys.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes.load(Ordering::SeqCst)
+    }
+
+    pub fn contains(&self, key_id: &str, sequence: u64) -> Result<bool, OutboxError> {
+        Ok(self.entries.contains_key(entry_key(key_id, sequence))?)
+    }
+
+    /// The pending entry, if it has no receipt yet.
+    pub fn entry(&self, key_id: &str, sequence: u64) -> Result<Option<OutboxEntry>, OutboxError> {
+        let key = entry_key(key_id, sequence);
+        match self.entries.get(&key)? {
+            None => Ok(None),
+            Some(value) => decode_entry(&key, &value).map(Some),
+        }
+    }
+
+    /// The first pending entry of `key_id` with a sequence in `from..=to`.
+    pub fn next_entry(
+        &self,
+        key_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<OutboxEntry>, OutboxError> {
+        if from > to {
+            return Ok(None);
+        }
+        let range = entry_key(key_id, from)..=entry_key(key_id, to);
+        match self.entries.range(range).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, value) = item?;
+                decode_entry(&key, &value).map(Some)
+            }
+        }
+    }
+
+    /// The sequence of the oldest pending entry of `key_id`.
+    pub fn first_pending(&self, key_id: &str) -> Result<Option<u64>, OutboxError> {
+        Ok(self
+            .next_entry(key_id, 1, u64::MAX)?
+            .map(|entry| entry.emitter_sequence))
+    }
+
+    /// Every pending (key name, sequence), in order. Bounded by the outbox limits.
+    pub fn pending(&self) -> Result<Vec<(String, u64)>, OutboxError> {
+        let mut out = Vec::with_capacity(self.pending_count() as usize);
+        for key in self.entries.iter().keys() {
+            let key = key?;
+            out.push(decode_entry_key(&key)?);
+        }
+        Ok(out)
+    }
+
+    /// Remembers that a publish of a pending entry was acknowledged with `stream_sequence`.
+    /// Nothing is recorded if the entry was retired meanwhile. Not flushed: a lost record
+    /// only makes the publisher resend with the same message id.
+    pub fn record_published(
+        &self,
+        key_id: &str,
+        sequence: u64,
+        stream_sequence: u64,
+    ) -> Result<(), OutboxError> {
+        let key = entry_key(key_id, sequence);
+        (&self.entries, &self.published)
+            .transaction(|(entries, published)| {
+                if entries.get(key.as_slice())?.is_some() {
+                    published.insert(key.as_slice(), &stream_sequence.to_be_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(storage_error)
+    }
+
+    /// The SUBMISSIONS stream sequence of the last acknowledged publish of an entry.
+    pub fn published(&self, key_id: &str, sequence: u64) -> Result<Option<u64>, OutboxError> {
+        Ok(self
+            .published
+            .get(entry_key(key_id, sequence))?
+            .and_then(|value| decode_u64(&value)))
+    }
+
+    /// Stores a receipt and retires its entry, in one transaction. Returns the retired
+    /// entry, or `None` if none was pending (already retired, or not emitted here). Not
+    /// yet durable: call [`Outbox::flush`].
+    pub fn record_receipt(&self, receipt: &Receipt) -> Result<Option<OutboxEntry>, OutboxError> {
+        check_key_name(&receipt.key_id)?;
+        let key = entry_key(&receipt.key_id, receipt.emitter_sequence);
+        let value = serde_json::to_vec(receipt).map_err(|error| OutboxError::Corrupt {
+            what: "receipt".into(),
+            problem: error.to_string(),
+        })?;
+        let removed = (
+            &self.entries,
+            &self.receipts,
+            &self.published,
+            &self.progress,
+        )
+            .transaction(|(entries, receipts, published, progress)| {
+                let removed = entries.remove(key.as_slice())?;
+                receipts.insert(key.as_slice(), value.as_slice())?;
+                if let Some(stream_sequence) = published
+                    .remove(key.as_slice())?
+                    .and_then(|value| decode_u64(&value))
+                {
+                    let highest = progress
+                        .get(RECEIPTED_STREAM_SEQUENCE_KEY)?
+                        .and_then(|value| decode_u64(&value))
+                        .unwrap_or(0);
+                    if stream_sequence > highest {
+                        progress.insert(
+                            RECEIPTED_STREAM_SEQUENCE_KEY,
+                            &stream_sequence.to_be_bytes(),
+                        )?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<()>>(removed)
+            })
+            .map_err(storage_error)?;
+        let Some(removed) = removed else {
+            return Ok(None);
+        };
+        let entry = decode_entry(&key, &removed)?;
+        self.pending_entries.fetch_sub(1, Ordering::SeqCst);
+        self.pending_bytes
+            .fetch_sub(entry.submission.len() as u64, Ordering::SeqCst);
+        Ok(Some(entry))
+    }
+
+    /// The highest SUBMISSIONS stream sequence at which an entry that then got its
+    /// receipt was stored (0 if unknown). The sequencer reads SUBMISSIONS in order, so an
+    /// entry stored below it and still without a receipt was lost or passed over.
+    pub fn receipted_stream_sequence(&self) -> Result<u64, OutboxError> {
+        Ok(self
+            .progress
+            .get(RECEIPTED_STREAM_SEQUENCE_KEY)?
+            .and_then(|value| decode_u64(&value))
+            .unwrap_or(0))
+    }
+
+    /// Forgets [`Outbox::receipted_stream_sequence`]: the stream was recreated, so its
+    /// sequences started again.
+    pub fn reset_receipted_stream_sequence(&self) -> Result<(), OutboxError> {
+        self.progress.remove(RECEIPTED_STREAM_SEQUENCE_KEY)?;
+        Ok(())
+    }
+
+    /// The stored receipt of (key, sequence), if it arrived.
+    pub fn receipt(&self, key_id: &str, sequence: u64) -> Result<Option<Receipt>, OutboxError> {
+        match self.receipts.get(entry_key(key_id, sequence))? {
+            None => Ok(None),
+            Some(value) => {
+                serde_json::from_slice(&value)
+                    .map(Some)
+                    .map_err(|error| OutboxError::Corrupt {
+                        what: format!("receipt {}", message_id(key_id, sequence)),
+                        problem: error.to_string(),
+                    })
+            }
+        }
+    }
+}
+
+fn check_key_name(key_id: &str) -> Result<(), OutboxError> {
+    if key_id.len() > KEY_NAME_BYTES_MAX {
+        return Err(OutboxError::KeyNameTooLong {
+            name: key_id.chars().take(32).collect(),
+            len: key_id.len(),
+        });
+    }
+    Ok(())
+}
+
+fn storage_error(error: TransactionError<()>) -> OutboxError {
+    match error {
+        TransactionError::Storage(error) => OutboxError::Storage(error),
+        // The closures above never abort.
+        TransactionError::Abort(()) => OutboxError::Corrupt {
+            what: "transaction".into(),
+            problem: "aborted".into(),
+        },
+    }
+}
+
+/// The sled key of (key name, sequence): the name's length (`u16` big-endian), the name,
+/// the sequence (`u64` big-endian). A key's entries are contiguous and sorted by sequence,
+/// and no name is a prefix of another's range.
+pub fn entry_key(key_id: &str, sequence: u64) -> Vec<u8> {
+    let name = key_id.as_bytes();
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    let mut key = Vec::with_capacity(2 + name.len() + 8);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(&name[..usize::from(len)]);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn decode_entry_key(key: &[u8]) -> Result<(String, u64), OutboxError> {
+    let corrupt = |problem: &str| OutboxError::Corrupt {
+        what: format!("entry key {}", hex::encode(key)),
+        problem: problem.to_owned(),
+    };
+    let (len, rest) = key
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt("too short"))?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    if rest.len() != len + 8 {
+        return Err(corrupt("length does not match"));
+    }
+    let (name, sequence) = rest.split_at(len);
+    let name = std::str::from_utf8(name).map_err(|_| corrupt("name is not UTF-8"))?;
+    let sequence = decode_u64(sequence).ok_or_else(|| corrupt("bad sequence"))?;
+    Ok((name.to_owned(), sequence))
+}
+
+fn encode_entry(event_id: &str, submission: &[u8]) -> Vec<u8> {
+    // Event ids are bounded by the proto layer (checked before append) far below u16.
+    let id = event_id.as_bytes();
+    let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+    let mut value = Vec::with_capacity(3 + id.len() + submission.len());
+    value.push(ENTRY_FORMAT_V1);
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(&id[..usize::from(len)]);
+    value.extend_from_slice(submission);
+    value
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<OutboxEntry, OutboxError> {
+    let (key_id, emitter_sequence) = decode_entry_key(key)?;
+    let corrupt = |problem: &str| OutboxError::Corrupt {
+        what: format!("entry {}", message_id(&key_id, emitter_sequence)),
+        problem: problem.to_owned(),
+    };
+    let (&format, rest) = value.split_first().ok_or_else(|| corrupt("empty"))?;
+    if format != ENTRY_FORMAT_V1 {
+        return Err(corrupt(&format!("unknown entry format {format}")));
+    }
+    let (len, rest) = rest
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt("too short"))?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    if rest.len() < len {
+        return Err(corrupt("event id runs past the end"));
+    }
+    let (event_id, submission) = rest.split_at(len);
+    let event_id = std::str::from_utf8(event_id).map_err(|_| corrupt("event id is not UTF-8"))?;
+    Ok(OutboxEntry {
+        key_id,
+        emitter_sequence,
+        event_id: event_id.to_owned(),
+        submission: Bytes::copy_from_slice(submission),
+    })
+}
+
+fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(tag: &str) -> Prepared {
+        Prepared {
+            event_id: format!("event-{tag}"),
+            submission: format!("submission-{tag}").into_bytes(),
+        }
+    }
+
+    fn append(outbox: &Outbox, key: &str, tag: &str) -> OutboxEntry {
+        outbox
+            .append::<OutboxError>(key, |_| Ok(prepared(tag)))
+            .expect("append")
+    }
+
+    fn receipt(key: &str, sequence: u64, event_id: &str) -> Receipt {
+        Receipt {
+            key_id: key.into(),
+            emitter_sequence: sequence,
+            event_id: event_id.into(),
+            index: 7,
+            entry_hash: "00".repeat(32),
+            leaf_hash: "11".repeat(32),
+            accepted: true,
+            rejection_code: None,
+            rejection_reason: None,
+        }
+    }
+
+    #[test]
+    fn entry_keys_sort_by_name_then_sequence() {
+        let (key, sequence) = decode_entry_key(&entry_key("depot.us", 258)).unwrap();
+        assert_eq!((key.as_str(), sequence), ("depot.us", 258));
+        assert!(entry_key("a", 2) < entry_key("a", 256));
+        // A name that extends another never falls inside its range.
+        assert!(entry_key("a", u64::MAX) < entry_key("ab", 0));
+    }
+
+    #[test]
+    fn sequences_rise_per_key_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let outbox = Outbox::open(dir.path(), OutboxLimits::default()).unwrap();
+            assert_eq!(append(&outbox, "k1", "a").emitter_sequence, 1);
+            assert_eq!(append(&outbox, "k1", "b").emitter_sequence, 2);
+            assert_eq!(append(&outbox, "k2", "c").emitter_sequence, 1);
+            // A failed preparation does not consume the sequence.
+            let failed = outbox.append::<OutboxError>("k1", |_| {
+                Err(OutboxError::Corrupt {
+                    what: "test".into(),
+                    problem: "refused".into(),
+                })
+            });
+            assert!(failed.is_err());
+            // Retiring entries never lowers the counter.
+            let retired = outbox.record_receipt(&receipt("k1", 2, "event-b")).unwrap();
+            assert_eq!(retired.unwrap().event_id, "event-b");
+            assert_eq!(outbox.pending_count(), 2);
+            assert_eq!(outbox.last_sequence("k1").unwrap(), 2);
+        }
+        let outbox = Outbox::open(dir.path(), OutboxLimits::default()).unwrap();
+        assert_eq!(outbox.pending_count(), 2);
+        assert_eq!(outbox.last_sequence("k1").unwrap(), 2);
+        assert_eq!(append(&outbox, "k1", "d").emitter_sequence, 3);
+        assert_eq!(outbox.first_pending("k1").unwrap(), Some(1));
+        assert_eq!(
+            outbox
+                .next_entry("k1", 2, 3)
+                .unwrap()
+                .unwrap()
+                .emitter_sequence,
+            3
+        );
+        assert_eq!(outbox.receipt("k1", 2).unwrap().unwrap().index, 7);
+        assert_eq!(
+            outbox.pending().unwrap(),
+            vec![("k1".into(), 1), ("k1".into(), 3), ("k2".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn receipts_retire_once_and_clear_the_published_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path(), OutboxLimits::default()).unwrap();
+        let entry = append(&outbox, "k", "a");
+        outbox.record_published("k", 1, 42).unwrap();
+        assert_eq!(outbox.published("k", 1).unwrap(), Some(42));
+        let bytes = outbox.pending_bytes();
+        assert_eq!(bytes, entry.submission.len() as u64);
+        assert_eq!(outbox.receipted_stream_sequence().unwrap(), 0);
+        assert!(
+            outbox
+                .record_receipt(&receipt("k", 1, "event-a"))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            outbox
+                .record_receipt(&receipt("k", 1, "event-a"))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!((outbox.pending_count(), outbox.pending_bytes()), (0, 0));
+        assert_eq!(outbox.receipted_stream_sequence().unwrap(), 42);
+        outbox.reset_receipted_stream_sequence().unwrap();
+        assert_eq!(outbox.receipted_stream_sequence().unwrap(), 0);
+        assert_eq!(outbox.published("k", 1).unwrap(), None);
+        // A hint for an entry already retired is not recorded.
+        outbox.record_published("k", 1, 43).unwrap();
+        assert_eq!(outbox.published("k", 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_without_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = OutboxLimits {
+            entries_max: 2,
+            bytes_max: 1024,
+        };
+        let outbox = Outbox::open(dir.path(), limits).unwrap();
+        append(&outbox, "k", "a");
+        append(&outbox, "k", "b");
+        let error = outbox
+            .append::<OutboxError>("k", |_| Ok(prepared("c")))
+            .unwrap_err();
+        assert!(
+            matches!(error, OutboxError::Full { entries: 2, .. }),
+            "{error}"
+        );
+        assert_eq!(outbox.last_sequence("k").unwrap(), 2);
+        outbox.record_receipt(&receipt("k", 1, "event-a")).unwrap();
+        assert_eq!(append(&outbox, "k", "c").emitter_sequence, 3);
+        // The byte bound.
+        outbox.record_receipt(&receipt("k", 2, "event-b")).unwrap();
+        let big = outbox.append::<OutboxError>("k", |_| {
+            Ok(Prepared {
+                event_id: "big".into(),
+                submission: vec![0; 1024],
+            })
+        });
+        assert!(matches!(big, Err(OutboxError::Full { .. })));
+        assert_eq!(outbox.last_sequence("k").unwrap(), 3);
+    }
+
+    #[test]
+    fn corrupt_values_are_reported_not_panicked_on() {
+        let key = entry_key("k", 1);
+        for value in [&b""[..], &[9, 0, 0][..], &[1, 0][..], &[1, 0, 9, b'x'][..]] {
+            assert!(matches!(
+                decode_entry(&key, value),
+                Err(OutboxError::Corrupt { .. })
+            ));
+        }
+        assert!(decode_entry_key(b"\x00").is_err());
+        assert!(decode_entry_key(b"\x00\x05ab").is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! Against a real nats-server (from `STOCKPILE_NATS_SERVER`, `.tools/nats/bin`, which
+//! `scripts/install-nats.sh` fills, or `PATH`), each test with its own server on a free
+//! loopback port. The sequencer is played by the test: it reads SUBMISSIONS and writes
+//! receipts.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use common::*;
+use stockpile_emitter::outbox::OutboxLimits;
+use stockpile_emitter::{Emitter, EventDraft, ServiceConfig, ServiceKind};
+use stockpile_nats::receipts::{Receipt, receipts_bucket, record_receipt};
+use stockpile_nats::topology::{Replicas, SUBMISSIONS_STREAM, ensure_topology};
+use stockpile_proto::envelope::decode_submission;
+
+/// A nats-server child process, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `$STOCKPILE_NATS_SERVER`, else the pinned `.tools/nats/bin/nats-server`, else
+/// `nats-server` on `PATH` (the order `tests/it` uses).
+fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("STOCKPILE_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let pinned =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/nats/bin/nats-server");
+    if pinned.is_file() {
+        return pinned;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no nats-server found: run `make nats` or scripts/install-nats.sh, put nats-server on PATH, or set STOCKPILE_NATS_SERVER"
+            )
+        })
+}
+
+async fn start_server() -> Server {
+    start_server_with(&[]).await
+}
+
+async fn start_server_with(extra: &[&str]) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = tempfile::tempdir().unwrap();
+    let binary = server_binary();
+    let child = Command::new(&binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
+    let server = Server {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        _store: store,
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nats-server did not start on port {port}");
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The test's sequencer: gives every SUBMISSIONS message from `from` on a receipt
+/// (accepted unless its actor is "reject me"). Returns the next stream sequence.
+async fn sequence(js: &jetstream::Context, from: u64) -> u64 {
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let bucket = receipts_bucket(js).await.unwrap();
+    for stream_sequence in from..=last {
+        let message = stream.direct_get(stream_sequence).await.unwrap();
+        let decoded = decode_submission(&message.payload).unwrap();
+        let rejected = decoded.event.actor == "reject me";
+        record_receipt(
+            &bucket,
+            &Receipt {
+                key_id: decoded.key_id.clone(),
+                emitter_sequence: decoded.event.emitter_sequence,
+                event_id: decoded.event.event_id.clone(),
+                index: stream_sequence - 1,
+                entry_hash: "00".repeat(32),
+                leaf_hash: "11".repeat(32),
+                accepted: !rejected,
+                rejection_code: rejected.then(|| "domain.test".into()),
+                rejection_reason: rejected.then(|| "the test said so".into()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    last + 1
+}
+
+#[tokio::test]
+async fn publishes_in_order_before_and_after_the_topology_exists_and_retires_on_receipts() {
+    let server = start_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    let emitter = Emitter::open(config.clone()).await.unwrap();
+    assert!(emitter.is_connected());
+
+    // No topology yet: the events wait in the outbox.
+    for lot in ["A", "B", "C"] {
+        emitter
+            .emit(EventDraft::new("officer", lot_declared(lot)))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(emitter.pending_count(), 3);
+
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    eventually("three submissions", async || {
+        (stream.info().await.ok()?.state.messages == 3).then_some(())
+    })
+    .await;
+    for stream_sequence in 1..=3 {
+        let message = stream.direct_get(stream_sequence).await.unwrap();
+        assert_eq!(message.subject.as_str(), "stockpile.submit.depot");
+        let id = message.headers.get("Nats-Msg-Id").unwrap().as_str();
+        assert_eq!(id, format!("test-depot/{stream_sequence}"));
+        let decoded = decode_submission(&message.payload).unwrap();
+        assert_eq!(decoded.event.emitter_sequence, stream_sequence);
+    }
+
+    // Receipts retire the entries.
+    let next = sequence(&js, 1).await;
+    eventually("the outbox to drain", async || {
+        (emitter.pending_count() == 0).then_some(())
+    })
+    .await;
+    let receipt = emitter
+        .wait_for_receipt("test-depot", 2, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((receipt.index, receipt.accepted), (1, true));
+
+    // Restart with pending, already-published entries: nothing is stored twice.
+    emitter
+        .emit(EventDraft::new("officer", lot_declared("D")))
+        .await
+        .unwrap();
+    eventually("the fourth submission", async || {
+        (stream.info().await.ok()?.state.messages == 4).then_some(())
+    })
+    .await;
+    emitter.shutdown().await.unwrap();
+    drop(emitter);
+    let emitter = Emitter::open(config).await.unwrap();
+    assert_eq!(emitter.pending_count(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 4);
+    let next = sequence(&js, next).await;
+    assert_eq!(next, 5);
+    let receipt = emitter
+        .wait_for_receipt("test-depot", 4, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the receipt of the restarted entry");
+    assert_eq!(receipt.index, 3);
+    assert_eq!(emitter.pending_count(), 0);
+    emitter.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_service_answers_with_receipts_and_readiness() {
+    let server = start_server().await;
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addr");
+    let config = ServiceConfig {
+        service: ServiceKind::Depot,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        addr_file: Some(addr_file.clone()),
+        origin: ORIGIN.into(),
+        keys: depot_keys(),
+        outbox_dir: dir.path().join("outbox"),
+        outbox_limits: OutboxLimits::default(),
+        nats: stockpile_nats::NatsConfig::new(server.url.clone()),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(stockpile_emitter::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let addr: SocketAddr = eventually("the address file", async || {
+        std::fs::read_to_string(&addr_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+    .await;
+    let ready = http(addr, "GET", "/ready", "").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    // The test's sequencer answers whatever arrives.
+    let sequencer_js = js.clone();
+    let sequencer = tokio::spawn(async move {
+        let mut next = 1;
+        loop {
+            next = sequence(&sequencer_js, next).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let accepted = http(
+        addr,
+        "POST",
+        "/v1/events?wait=true",
+        &serde_json::json!({"actor": "officer", "body": lot_declared_json("A")}).to_string(),
+    )
+    .await;
+    assert!(accepted.starts_with("HTTP/1.1 201"), "{accepted}");
+    assert!(accepted.contains("\"status\":\"accepted\""), "{accepted}");
+    let rejected = http(
+        addr,
+        "POST",
+        "/v1/events?wait=true",
+        &serde_json::json!({"actor": "reject me", "body": lot_declared_json("B")}).to_string(),
+    )
+    .await;
+    assert!(rejected.starts_with("HTTP/1.1 422"), "{rejected}");
+    assert!(rejected.contains("domain.test"), "{rejected}");
+    let receipt = http(addr, "GET", "/v1/receipts/test-depot/2", "").await;
+    assert!(receipt.starts_with("HTTP/1.1 200"), "{receipt}");
+    // No sequencer answers proof requests here.
+    let proof = http(addr, "GET", "/v1/receipts/test-depot/1/proof", "").await;
+    assert!(proof.starts_with("HTTP/1.1 503"), "{proof}");
+
+    sequencer.abort();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), service)
+        .await
+        .expect("stops")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_submission_lost_from_the_stream_is_republished_with_the_same_bytes_and_id() {
+    let server = start_server().await;
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    config.republish_interval = Duration::from_secs(1);
+    let emitter = Emitter::open(config).await.unwrap();
+    emitter
+        .emit(EventDraft::new("officer", lot_declared("A")))
+        .await
+        .unwrap();
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    eventually("the submission", async || {
+        (stream.info().await.ok()?.state.messages == 1).then_some(())
+    })
+    .await;
+    let original = stream.direct_get(1).await.unwrap();
+
+    // The stream loses it (here: deleted and recreated by hand).
+    js.delete_stream(SUBMISSIONS_STREAM).await.unwrap();
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    eventually("the republished submission", async || {
+        (stream.info().await.ok()?.state.messages == 1).then_some(())
+    })
+    .await;
+    let again = stream.direct_get(1).await.unwrap();
+    assert_eq!(again.payload, original.payload);
+    assert_eq!(
+        again.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        "test-depot/1"
+    );
+    // Present again: no further copies.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    emitter.shutdown().await.unwrap();
+}
+
+/// `stockpile emit` opens, emits and shuts down at once: the event must still go out.
+#[tokio::test]
+async fn an_event_emitted_just_before_shutdown_is_still_published() {
+    let server = start_server().await;
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    let emitter = Emitter::open(config).await.unwrap();
+    emitter
+        .emit(EventDraft::new("officer", lot_declared("A")))
+        .await
+        .unwrap();
+    emitter.shutdown().await.unwrap();
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    assert_eq!(
+        emitter.pending_count(),
+        1,
+        "pending until its receipt comes"
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_clearly() {
+    let server = start_server_with(&["--user", "depot", "--pass", "right"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    config.nats.user = Some("depot".into());
+    config.nats.password = Some("wrong".into());
+    let error = Emitter::open(config.clone()).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("refused the credentials"),
+        "{error:#}"
+    );
+    config.nats.password = Some("right".into());
+    let emitter = Emitter::open(config).await.unwrap();
+    assert!(emitter.is_connected());
+    emitter.shutdown().await.unwrap();
+}
+
+/// A raw HTTP/1.1 request; the whole answer as text.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
