@@ -482,3 +482,18 @@ fn stockpile_emit_submits_from_json_and_reports_the_receipt() {
     );
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_readme_example_event_is_a_valid_request() {
+    let readme =
+        fs::read_to_string(crate::support::nats::repo_root().join("README.md")).expect("README.md");
+    let start = readme.find("-d '{").expect("the README has a POST example") + "-d '".len();
+    let end = start + readme[start..].find("}}'").expect("the example ends") + 2;
+    let request: stockpile_emitter::json::EventRequest =
+        serde_json::from_str(&readme[start..end]).expect("the example parses as a request");
+    let draft = request.into_draft().expect("the example is an event");
+    assert_eq!(
+        draft.body.kind(),
+        stockpile_core::events::EventKind::LotDeclared
+    );
+}

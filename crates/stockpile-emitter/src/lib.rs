@@ -19,6 +19,8 @@
 //! - [`roles`]: which roles each service holds and which kinds those roles emit.
 //! - [`service`]: the HTTP API and [`service::run`].
 //! - [`cli`]: the command line the three thin binaries in `src/bin/` share.
+//! - [`resubmit`]: re-emission of an event the ledger refused as out of order (a later
+//!   sequence of its key overtook it after a publish failure), under a fresh sequence.
 //! - [`limits`]: every bound, with its reason.
 //!
 //! # Guarantees
@@ -31,17 +33,24 @@
 //! - Retries publish the same bytes with the same `Nats-Msg-Id` (`<key>/<sequence>`), so
 //!   JetStream drops copies inside its duplicate window and the ledger's per-key sequence
 //!   check refuses any copy beyond it.
+//! - An event refused only because a later sequence of its key reached the ledger first is
+//!   signed again under the key's next sequence (at most
+//!   [`REEMISSIONS_MAX`](limits::REEMISSIONS_MAX) times); its receipt, asked for under the
+//!   first sequence, follows it.
 
 pub mod cli;
 pub mod json;
 pub mod limits;
 pub mod outbox;
 mod publisher;
+pub mod resubmit;
 pub mod roles;
 pub mod sdk;
 pub mod service;
 mod watcher;
 
 pub use roles::ServiceKind;
-pub use sdk::{EmitError, Emitter, EmitterConfig, EventDraft, HeldKey, Pending, RoleKey};
+pub use sdk::{
+    EmitError, Emitter, EmitterConfig, EventDraft, EventReceipt, HeldKey, Pending, RoleKey,
+};
 pub use service::{ServiceConfig, run};

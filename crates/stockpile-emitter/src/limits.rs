@@ -48,6 +48,15 @@ pub const STREAM_CHECK_PAUSE: Duration = Duration::from_secs(600);
 /// How often the publisher looks for overdue submissions.
 pub const PUBLISHER_TICK: Duration = Duration::from_secs(1);
 
+/// Times one event may be re-emitted under a fresh emitter sequence after the ledger
+/// refused a submission of it as out of order (`references.replayed_emitter_sequence`;
+/// see [`crate::resubmit`]). That refusal needs a publish failure that let a later
+/// sequence of the key overtake it, so one re-emission is the normal repair and a second
+/// needs another failure at the wrong moment. Three refusals of one event in a row point
+/// to something else (another emitter signing with the same key, say): the last
+/// refusal then stands, logged as an error, for a human to look at.
+pub const REEMISSIONS_MAX: u32 = 3;
+
 /// Time a direct get of a SUBMISSIONS message or a receipt lookup may take.
 pub const NATS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -104,5 +113,6 @@ const _: () = assert!(WATCH_BACKOFF_MIN.as_millis() < WATCH_BACKOFF_MAX.as_milli
 // The whole outbox must be able to hold at least one submission of the largest size.
 const _: () = assert!(OUTBOX_BYTES_MAX >= SUBMISSION_BYTES_MAX as u64);
 const _: () = assert!(PUBLISH_WINDOW > 0 && OVERDUE_CHECKS_PER_TICK > 0);
+const _: () = assert!(REEMISSIONS_MAX > 0);
 // Outbox keys store the key name's length in two bytes.
 const _: () = assert!(KEY_NAME_BYTES_MAX <= u16::MAX as usize);

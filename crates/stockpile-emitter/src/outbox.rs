@@ -8,10 +8,14 @@
 //! | `published` | [`entry_key`] | SUBMISSIONS stream sequence of the last acknowledged publish |
 //! | `receipts` | [`entry_key`] | the receipt, JSON |
 //! | `progress` | `receipted_stream_sequence` | highest SUBMISSIONS sequence of a receipted entry, `u64` big-endian |
+//! | `redirects` | [`entry_key`] of a refused submission | the sequence its event was re-emitted under, `u64` big-endian |
+//! | `reemissions` | [`entry_key`] of a re-emitted entry | how many times its event has been re-emitted, `u32` big-endian |
 //!
 //! A submission and the counter it advanced are written in one transaction, and a receipt
 //! and the removal of its entry in another, so a crash never leaves a sequence allocated
-//! without its submission, nor an entry retired without its receipt. `published` is a
+//! without its submission, nor an entry retired without its receipt. A re-emission
+//! ([`Outbox::resubmit`]) is one transaction too: the refusal's receipt, the removal of
+//! the refused entry, the new entry, the advanced counter and the redirect. `published` is a
 //! hint (written without flushing): losing it only makes the publisher resend, with the
 //! same message id.
 //!
@@ -27,7 +31,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use stockpile_nats::receipts::Receipt;
 
-use crate::limits::{KEY_NAME_BYTES_MAX, OUTBOX_BYTES_MAX, OUTBOX_ENTRIES_MAX};
+use crate::limits::{KEY_NAME_BYTES_MAX, OUTBOX_BYTES_MAX, OUTBOX_ENTRIES_MAX, REEMISSIONS_MAX};
 
 /// Version of the on-disk layout, stored in the default tree; an outbox written by an
 /// unknown version is refused rather than misread.
@@ -114,6 +118,8 @@ pub struct Outbox {
     published: sled::Tree,
     receipts: sled::Tree,
     progress: sled::Tree,
+    redirects: sled::Tree,
+    reemissions: sled::Tree,
     limits: OutboxLimits,
     /// Serializes sequence allocation: read counter, prepare, write entry and counter. A std
     /// mutex because it is held only for in-memory sled work (no fsync, no `.await`), and a
@@ -161,6 +167,8 @@ impl Outbox {
             published: db.open_tree("published")?,
             receipts: db.open_tree("receipts")?,
             progress: db.open_tree("progress")?,
+            redirects: db.open_tree("redirects")?,
+            reemissions: db.open_tree("reemissions")?,
             db,
             limits,
             append_lock: Mutex::new(()),
@@ -370,21 +378,7 @@ impl Outbox {
             .transaction(|(entries, receipts, published, progress)| {
                 let removed = entries.remove(key.as_slice())?;
                 receipts.insert(key.as_slice(), value.as_slice())?;
-                if let Some(stream_sequence) = published
-                    .remove(key.as_slice())?
-                    .and_then(|value| decode_u64(&value))
-                {
-                    let highest = progress
-                        .get(RECEIPTED_STREAM_SEQUENCE_KEY)?
-                        .and_then(|value| decode_u64(&value))
-                        .unwrap_or(0);
-                    if stream_sequence > highest {
-                        progress.insert(
-                            RECEIPTED_STREAM_SEQUENCE_KEY,
-                            &stream_sequence.to_be_bytes(),
-                        )?;
-                    }
-                }
+                note_receipted(published, progress, &key)?;
                 Ok::<_, ConflictableTransactionError<()>>(removed)
             })
             .map_err(storage_error)?;
@@ -430,6 +424,214 @@ impl Outbox {
             }
         }
     }
+
+    /// The sequence under which the event of the refused submission (key, sequence) was
+    /// re-emitted, if it was.
+    pub fn redirect(&self, key_id: &str, sequence: u64) -> Result<Option<u64>, OutboxError> {
+        match self.redirects.get(entry_key(key_id, sequence))? {
+            None => Ok(None),
+            Some(value) => decode_u64(&value)
+                .map(Some)
+                .ok_or_else(|| OutboxError::Corrupt {
+                    what: format!("redirect of {}", message_id(key_id, sequence)),
+                    problem: format!("{} bytes, expected 8", value.len()),
+                }),
+        }
+    }
+
+    /// How many times the event submitted as (key, sequence) had been re-emitted to get
+    /// that sequence: 0 for an event's first submission.
+    pub fn reemissions(&self, key_id: &str, sequence: u64) -> Result<u32, OutboxError> {
+        match self.reemissions.get(entry_key(key_id, sequence))? {
+            None => Ok(0),
+            Some(value) => value
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| OutboxError::Corrupt {
+                    what: format!("re-emission count of {}", message_id(key_id, sequence)),
+                    problem: format!("{} bytes, expected 4", value.len()),
+                }),
+        }
+    }
+
+    /// Where the event first submitted as (key, sequence) stands: the redirects of its
+    /// re-emissions followed to its current submission, and that submission's receipt if
+    /// it came. Without re-emissions, `current` is `sequence` and `receipt` its receipt.
+    pub fn trail(&self, key_id: &str, sequence: u64) -> Result<Trail, OutboxError> {
+        let mut trail = Trail {
+            current: sequence,
+            superseded: Vec::new(),
+            receipt: None,
+        };
+        // Each redirect raises the re-emission count, which `resubmit` callers bound, so
+        // a longer chain is a corrupt outbox rather than a reason to loop.
+        for _ in 0..=REEMISSIONS_MAX {
+            // A redirect is written with its refusal's receipt: no receipt, no redirect.
+            let Some(receipt) = self.receipt(key_id, trail.current)? else {
+                return Ok(trail);
+            };
+            match self.redirect(key_id, trail.current)? {
+                Some(next) if next > trail.current => {
+                    trail.superseded.push(receipt);
+                    trail.current = next;
+                }
+                Some(next) => {
+                    return Err(OutboxError::Corrupt {
+                        what: format!("redirect of {}", message_id(key_id, trail.current)),
+                        problem: format!("it points back to sequence {next}"),
+                    });
+                }
+                None => {
+                    trail.receipt = Some(receipt);
+                    return Ok(trail);
+                }
+            }
+        }
+        Err(OutboxError::Corrupt {
+            what: format!("redirects from {}", message_id(key_id, sequence)),
+            problem: format!("more than {REEMISSIONS_MAX} re-emissions"),
+        })
+    }
+
+    /// Re-emits the event of a refused pending submission under the key's next sequence.
+    ///
+    /// `refusal` is the receipt refusing (key, N). `prepare` gets the next sequence N' and
+    /// the pending entry of (key, N), and signs the same event under N'. Then one
+    /// transaction stores the refusal's receipt, removes the entry of N, adds the entry of
+    /// N', advances the key's counter to N' and records the redirect N → N' with the
+    /// event's re-emission count. Returns `Ok(None)`, having written nothing, if (key, N)
+    /// is not pending (already retired, or not emitted here) or its event was already
+    /// re-emitted [`REEMISSIONS_MAX`] times: the caller records the receipt as usual then.
+    /// Not yet durable: call [`Outbox::flush`].
+    ///
+    /// The outbox bounds are not checked: one entry replaces another of the same event,
+    /// a few bytes longer at most.
+    pub fn resubmit<E>(
+        &self,
+        refusal: &Receipt,
+        prepare: impl FnOnce(u64, &OutboxEntry) -> Result<Prepared, E>,
+    ) -> Result<Option<Resubmission>, E>
+    where
+        E: From<OutboxError>,
+    {
+        let key_id = refusal.key_id.as_str();
+        check_key_name(key_id)?;
+        let _guard = self
+            .append_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old_key = entry_key(key_id, refusal.emitter_sequence);
+        let Some(old_value) = self.entries.get(&old_key).map_err(OutboxError::from)? else {
+            return Ok(None);
+        };
+        let old = decode_entry(&old_key, &old_value)?;
+        let reemissions = self.reemissions(key_id, old.emitter_sequence)?;
+        if reemissions >= REEMISSIONS_MAX {
+            return Ok(None);
+        }
+        let reemissions = reemissions + 1;
+        let last = self.last_sequence(key_id)?;
+        let sequence = last.checked_add(1).ok_or_else(|| OutboxError::Corrupt {
+            what: format!("sequence counter of {key_id:?}"),
+            problem: "it is at u64::MAX".into(),
+        })?;
+        let prepared = prepare(sequence, &old)?;
+        let new_key = entry_key(key_id, sequence);
+        let new_value = encode_entry(&prepared.event_id, &prepared.submission);
+        let receipt_value = serde_json::to_vec(refusal).map_err(|error| OutboxError::Corrupt {
+            what: "receipt".into(),
+            problem: error.to_string(),
+        })?;
+        let outcome = (
+            &self.entries,
+            &self.sequences,
+            &self.receipts,
+            &self.published,
+            &self.progress,
+            &self.redirects,
+            &self.reemissions,
+        )
+            .transaction(
+                |(entries, sequences, receipts, published, progress, redirects, counts)| {
+                    // Retired meanwhile (a receipt stored without this lock): nothing to do.
+                    if entries.remove(old_key.as_slice())?.as_ref() != Some(&old_value) {
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                    receipts.insert(old_key.as_slice(), receipt_value.as_slice())?;
+                    note_receipted(published, progress, &old_key)?;
+                    entries.insert(new_key.as_slice(), new_value.as_slice())?;
+                    sequences.insert(key_id.as_bytes(), &sequence.to_be_bytes())?;
+                    redirects.insert(old_key.as_slice(), &sequence.to_be_bytes())?;
+                    counts.insert(new_key.as_slice(), &reemissions.to_be_bytes())?;
+                    Ok(())
+                },
+            );
+        match outcome {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => return Ok(None),
+            Err(TransactionError::Storage(error)) => return Err(OutboxError::from(error).into()),
+        }
+        self.pending_bytes
+            .fetch_add(prepared.submission.len() as u64, Ordering::SeqCst);
+        self.pending_bytes
+            .fetch_sub(old.submission.len() as u64, Ordering::SeqCst);
+        Ok(Some(Resubmission {
+            new: OutboxEntry {
+                key_id: key_id.to_owned(),
+                emitter_sequence: sequence,
+                event_id: prepared.event_id,
+                submission: Bytes::from(prepared.submission),
+            },
+            old,
+            reemissions,
+        }))
+    }
+}
+
+/// What [`Outbox::resubmit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resubmission {
+    /// The refused entry, now retired with its receipt.
+    pub old: OutboxEntry,
+    /// The same event under the key's next sequence, pending.
+    pub new: OutboxEntry,
+    /// How many times the event has been re-emitted, this time included.
+    pub reemissions: u32,
+}
+
+/// Where an event stands after its re-emissions: see [`Outbox::trail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trail {
+    /// The sequence of the event's current (latest) submission.
+    pub current: u64,
+    /// Receipts of the submissions refused and re-emitted, oldest first; empty if the
+    /// event was never re-emitted.
+    pub superseded: Vec<Receipt>,
+    /// The receipt of the current submission, if it came.
+    pub receipt: Option<Receipt>,
+}
+
+/// In a transaction retiring the entry `key`: forgets its `published` hint and raises
+/// the receipted stream sequence to where it was stored.
+fn note_receipted(
+    published: &sled::transaction::TransactionalTree,
+    progress: &sled::transaction::TransactionalTree,
+    key: &[u8],
+) -> Result<(), ConflictableTransactionError<()>> {
+    if let Some(stream_sequence) = published.remove(key)?.and_then(|value| decode_u64(&value)) {
+        let highest = progress
+            .get(RECEIPTED_STREAM_SEQUENCE_KEY)?
+            .and_then(|value| decode_u64(&value))
+            .unwrap_or(0);
+        if stream_sequence > highest {
+            progress.insert(
+                RECEIPTED_STREAM_SEQUENCE_KEY,
+                &stream_sequence.to_be_bytes(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn check_key_name(key_id: &str) -> Result<(), OutboxError> {

@@ -10,7 +10,8 @@
 //! to settle, and resends from the failed one, skipping those already acknowledged.
 //! A residual risk remains: if the connection drops after N left but before it was
 //! stored, while N+1 goes out on the new connection, N+1 lands first and N is later
-//! refused as a replay; its receipt then says so.
+//! refused as a replay. The receipt watcher repairs that: the same event is signed again
+//! under a fresh sequence and published like a new one ([`crate::resubmit`]).
 //!
 //! An acknowledged entry whose receipt has not come after the republish interval
 //! ([`REPUBLISH_INTERVAL`](crate::limits::REPUBLISH_INTERVAL) by default) is looked for:

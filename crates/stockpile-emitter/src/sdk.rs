@@ -24,6 +24,13 @@
 //!
 //! One [`Emitter`] owns its outbox directory (sled locks it), so a service and
 //! `stockpile emit` must not share one.
+//!
+//! If the ledger refuses a submission as out of order (a later sequence of its key was
+//! stored first, after a publish failure), the emitter re-emits the same event under a
+//! fresh sequence ([`crate::resubmit`]); [`Emitter::receipt`] and
+//! [`Emitter::wait_for_receipt`] follow it there, so the `(key, sequence)` that
+//! [`Emitter::emit`] returned keeps naming the event. The [`EventReceipt`] they return is
+//! the receipt of the event's latest submission, with the refusals it was re-emitted from.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,6 +158,62 @@ impl EventDraft {
     }
 }
 
+/// What became of an emitted event: the receipt of its latest submission and, if the
+/// ledger refused earlier submissions of it as out of order and the emitter re-emitted it
+/// under a fresh sequence ([`crate::resubmit`]), the receipts of those refusals.
+///
+/// It dereferences to the [`Receipt`] of the latest submission, and serializes as that
+/// receipt's fields plus `resubmitted_from` when that is not empty:
+///
+/// ```json
+/// {"key_id": "depot-1", "emitter_sequence": 9, "event_id": "depot-depot-1-7", "index": 41,
+///  "entry_hash": "…", "leaf_hash": "…", "accepted": true,
+///  "resubmitted_from": [{"key_id": "depot-1", "emitter_sequence": 7, "event_id": "depot-depot-1-7",
+///     "index": 39, "entry_hash": "…", "leaf_hash": "…", "accepted": false,
+///     "rejection_code": "references.replayed_emitter_sequence", "rejection_reason": "…"}]}
+/// ```
+///
+/// The refusals stay in the ledger (as rejection records); `emitter_sequence` differs
+/// from the one asked about exactly when `resubmitted_from` is not empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventReceipt {
+    /// The receipt of the event's latest submission.
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// The receipts of the earlier submissions of the same event, refused as out of
+    /// order and re-emitted, oldest (the one asked about) first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resubmitted_from: Vec<Receipt>,
+}
+
+impl EventReceipt {
+    /// Whether the event was re-emitted under another sequence.
+    pub fn was_resubmitted(&self) -> bool {
+        !self.resubmitted_from.is_empty()
+    }
+
+    pub fn into_receipt(self) -> Receipt {
+        self.receipt
+    }
+}
+
+impl From<Receipt> for EventReceipt {
+    fn from(receipt: Receipt) -> Self {
+        EventReceipt {
+            receipt,
+            resubmitted_from: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for EventReceipt {
+    type Target = Receipt;
+
+    fn deref(&self) -> &Receipt {
+        &self.receipt
+    }
+}
+
 /// An emitted event, durable in the outbox and waiting for its receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pending {
@@ -240,7 +303,7 @@ fn role_names(roles: &[Role]) -> String {
 /// dropping the last clone, or the background tasks keep the outbox open.
 #[derive(Clone)]
 pub struct Emitter {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -565,12 +628,22 @@ impl Emitter {
             .ok_or(EmitError::NoKeyForRole { role, held })
     }
 
-    /// The receipt of (key, sequence): from the outbox's store, else asked of the RECEIPTS
-    /// bucket (and stored, retiring the entry, if the key is one of ours). `Ok(None)`:
-    /// not sequenced yet, or unknown.
-    pub async fn receipt(&self, key_id: &str, sequence: u64) -> anyhow::Result<Option<Receipt>> {
-        if let Some(receipt) = self.inner.outbox.receipt(key_id, sequence)? {
-            return Ok(Some(receipt));
+    /// The receipt of the event emitted as (key, sequence), following its re-emissions
+    /// (see [`EventReceipt`]): from the outbox's store, else asked of the RECEIPTS bucket
+    /// (and stored, retiring the entry, if the key is one of ours). `Ok(None)`: not
+    /// sequenced yet (possibly re-emitted and pending under a new sequence, see
+    /// [`Emitter::current_sequence`]), or unknown.
+    pub async fn receipt(
+        &self,
+        key_id: &str,
+        sequence: u64,
+    ) -> anyhow::Result<Option<EventReceipt>> {
+        let trail = self.inner.outbox.trail(key_id, sequence)?;
+        if let Some(receipt) = trail.receipt {
+            return Ok(Some(EventReceipt {
+                receipt,
+                resubmitted_from: trail.superseded,
+            }));
         }
         if self.inner.nats.get().is_none() {
             return Ok(None);
@@ -578,31 +651,56 @@ impl Emitter {
         let Some(bucket) = self.inner.receipts_bucket().await else {
             return Ok(None);
         };
-        let receipt =
-            tokio::time::timeout(NATS_LOOKUP_TIMEOUT, get_receipt(&bucket, key_id, sequence))
-                .await
-                .context("the RECEIPTS bucket did not answer in time")??;
-        if let Some(receipt) = &receipt {
-            self.inner.store_receipt(receipt.clone()).await?;
+        let receipt = tokio::time::timeout(
+            NATS_LOOKUP_TIMEOUT,
+            get_receipt(&bucket, key_id, trail.current),
+        )
+        .await
+        .context("the RECEIPTS bucket did not answer in time")??;
+        let Some(receipt) = receipt else {
+            return Ok(None);
+        };
+        if self.inner.slot_by_name(key_id).is_none() {
+            // Not one of our keys: nothing stored, nothing to follow.
+            return Ok(Some(receipt.into()));
         }
-        Ok(receipt)
+        self.inner.store_receipt(receipt).await?;
+        // Storing it may have re-emitted the event (an out-of-order refusal): the new
+        // submission has no receipt yet then.
+        let trail = self.inner.outbox.trail(key_id, sequence)?;
+        Ok(trail.receipt.map(|receipt| EventReceipt {
+            receipt,
+            resubmitted_from: trail.superseded,
+        }))
     }
 
-    /// Waits up to `timeout` for the receipt of (key, sequence). `Ok(None)` when it did not
+    /// The sequence the event emitted as (key, sequence) is submitted under now:
+    /// `sequence` itself, unless the ledger refused that submission as out of order and
+    /// the emitter re-emitted the event under a fresh one ([`crate::resubmit`]).
+    pub fn current_sequence(&self, key_id: &str, sequence: u64) -> anyhow::Result<u64> {
+        Ok(self.inner.outbox.trail(key_id, sequence)?.current)
+    }
+
+    /// Waits up to `timeout` for the receipt of the event emitted as (key, sequence),
+    /// following its re-emissions as [`Emitter::receipt`] does. `Ok(None)` when it did not
     /// come in time, or the emitter is shutting down; the event stays pending either way.
     pub async fn wait_for_receipt(
         &self,
         key_id: &str,
         sequence: u64,
         timeout: Duration,
-    ) -> anyhow::Result<Option<Receipt>> {
+    ) -> anyhow::Result<Option<EventReceipt>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changed = self.inner.receipts_changed.subscribe();
         let mut shutdown = self.inner.shutdown.subscribe();
         let mut next_poll = tokio::time::Instant::now();
         loop {
-            if let Some(receipt) = self.inner.outbox.receipt(key_id, sequence)? {
-                return Ok(Some(receipt));
+            let trail = self.inner.outbox.trail(key_id, sequence)?;
+            if let Some(receipt) = trail.receipt {
+                return Ok(Some(EventReceipt {
+                    receipt,
+                    resubmitted_from: trail.superseded,
+                }));
             }
             let now = tokio::time::Instant::now();
             if now >= next_poll {
@@ -784,9 +882,15 @@ impl Inner {
     }
 
     /// Stores a receipt of one of our keys and retires its outbox entry (one transaction,
-    /// flushed), then wakes receipt waiters. Receipts of other keys are ignored.
+    /// flushed), then wakes receipt waiters. Receipts of other keys are ignored. An
+    /// out-of-order refusal of a pending event re-emits it instead ([`crate::resubmit`]).
     pub(crate) async fn store_receipt(&self, receipt: Receipt) -> anyhow::Result<()> {
-        if self.slot_by_name(&receipt.key_id).is_none() {
+        let Some(slot) = self.slot_by_name(&receipt.key_id) else {
+            return Ok(());
+        };
+        if crate::resubmit::is_out_of_order_refusal(&receipt) && self.reemit(slot, &receipt).await?
+        {
+            self.receipts_changed.send_modify(|count| *count += 1);
             return Ok(());
         }
         let retired = self.outbox.record_receipt(&receipt)?;
@@ -821,7 +925,11 @@ impl Inner {
 /// Checks what was signed by reading it back as the sequencer will: the proto layer's
 /// shape rules (ids present, lengths, limits) and the exact event. An event refused here
 /// costs no sequence and never reaches the ledger as a rejection.
-fn check_submission(event: &Event, submission: &[u8], slot: &KeySlot) -> Result<(), EmitError> {
+pub(crate) fn check_submission(
+    event: &Event,
+    submission: &[u8],
+    slot: &KeySlot,
+) -> Result<(), EmitError> {
     let decoded = decode_submission(submission).map_err(|error| match error {
         SubmissionError::Oversized {
             size_bytes,

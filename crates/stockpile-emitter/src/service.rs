@@ -11,6 +11,14 @@
 //! | `GET /health` | 200 while the process runs |
 //! | `GET /ready` | 200 when connected to NATS, else 503 |
 //!
+//! A receipt answer is the event's receipt ([`EventReceipt`]). If the ledger refused the
+//! submission as out of order and the emitter re-emitted the event under a new sequence
+//! ([`crate::resubmit`]), it is the receipt of the latest submission (its
+//! `emitter_sequence` is the new one) with `resubmitted_from`: the receipts of the
+//! refused submissions, the one asked about first. A pending answer (404 or 504,
+//! `"status": "pending"`) for a re-emitted event carries `resubmitted_as`:
+//! `{key_id, emitter_sequence}` of the submission now pending.
+//!
 //! Every error is JSON `{"error": "..."}`: 400 malformed request, 403 a kind this service
 //! does not emit, 404/405 unknown route or method, 413 body over
 //! [`REQUEST_BODY_BYTES_MAX`], 415 not JSON, 503 outbox full or shutting down.
@@ -32,13 +40,12 @@ use serde_json::json;
 use stockpile_core::events::Role;
 use stockpile_nats::NatsConfig;
 use stockpile_nats::proofs::ProofReply;
-use stockpile_nats::receipts::Receipt;
 
 use crate::json::EventRequest;
 use crate::limits::{HTTP_DRAIN_MAX, RECEIPT_WAIT_MAX, REQUEST_BODY_BYTES_MAX};
 use crate::outbox::OutboxLimits;
 use crate::roles::{ServiceKind, kind_name, role_name};
-use crate::sdk::{EmitError, Emitter, EmitterConfig, RoleKey};
+use crate::sdk::{EmitError, Emitter, EmitterConfig, EventReceipt, RoleKey};
 
 /// Everything a service needs; the binaries build it from their flags.
 #[derive(Debug, Clone)]
@@ -288,6 +295,13 @@ async fn post_event(
             body["error"] = json!(format!(
                 "no receipt within {RECEIPT_WAIT_MAX:?}; the event stays in the outbox and will still be sequenced"
             ));
+            if let Ok(current) = app
+                .emitter
+                .current_sequence(&pending.key_id, pending.emitter_sequence)
+                && current != pending.emitter_sequence
+            {
+                body["resubmitted_as"] = resubmitted_as(&pending.key_id, current);
+            }
             (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
         }
         Err(failure) => {
@@ -300,13 +314,18 @@ async fn post_event(
     }
 }
 
+/// Where a re-emitted event is pending now.
+fn resubmitted_as(key_id: &str, sequence: u64) -> serde_json::Value {
+    json!({ "key_id": key_id, "emitter_sequence": sequence })
+}
+
 /// 201 for an accepted event, 422 for a rejected one; the receipt either way.
-fn receipt_answer(receipt: &Receipt) -> Response {
+fn receipt_answer(receipt: &EventReceipt) -> Response {
     #[derive(Serialize)]
     struct Answer<'a> {
         status: &'static str,
         #[serde(flatten)]
-        receipt: &'a Receipt,
+        receipt: &'a EventReceipt,
     }
     let (status, word) = if receipt.accepted {
         (StatusCode::CREATED, "accepted")
@@ -382,16 +401,29 @@ async fn get_receipt(
 }
 
 /// The receipt, or the error answer saying why there is none.
-async fn find_receipt(app: &App, key_id: &str, sequence: u64) -> Result<Receipt, Response> {
+async fn find_receipt(app: &App, key_id: &str, sequence: u64) -> Result<EventReceipt, Response> {
     if !app.emitter.holds_key(key_id) {
         return Err(error(
             StatusCode::NOT_FOUND,
             format!("{key_id} is not a key of this {} service", app.service),
         ));
     }
-    let pending = app.emitter.is_pending(key_id, sequence).unwrap_or(false);
-    match app.emitter.receipt(key_id, sequence).await {
+    let found = app.emitter.receipt(key_id, sequence).await;
+    // After the lookup, which may have re-emitted the event.
+    let current = app
+        .emitter
+        .current_sequence(key_id, sequence)
+        .unwrap_or(sequence);
+    let pending = app.emitter.is_pending(key_id, current).unwrap_or(false);
+    match found {
         Ok(Some(receipt)) => Ok(receipt),
+        Ok(None) if pending && current != sequence => Err(error_with(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{key_id}/{sequence} was refused as out of order and its event re-emitted as {key_id}/{current}, which is pending: in the outbox, not sequenced yet"
+            ),
+            json!({ "status": "pending", "resubmitted_as": resubmitted_as(key_id, current) }),
+        )),
         Ok(None) if pending => Err(error_with(
             StatusCode::NOT_FOUND,
             format!("{key_id}/{sequence} is pending: in the outbox, not sequenced yet"),

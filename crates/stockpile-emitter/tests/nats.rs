@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use common::*;
 use stockpile_emitter::outbox::OutboxLimits;
+use stockpile_emitter::resubmit::OUT_OF_ORDER_CODE;
 use stockpile_emitter::{Emitter, EventDraft, ServiceConfig, ServiceKind};
 use stockpile_nats::receipts::{Receipt, receipts_bucket, record_receipt};
 use stockpile_nats::topology::{Replicas, SUBMISSIONS_STREAM, ensure_topology};
@@ -367,6 +369,180 @@ async fn wrong_credentials_fail_clearly() {
     config.nats.password = Some("right".into());
     let emitter = Emitter::open(config).await.unwrap();
     assert!(emitter.is_connected());
+    emitter.shutdown().await.unwrap();
+}
+
+/// A test sequencer with the ledger's replay rule: a submission whose emitter sequence is
+/// not above the last one seen for its key is refused with the ledger's code.
+struct StrictSequencer {
+    js: jetstream::Context,
+    last: HashMap<String, u64>,
+    index: u64,
+}
+
+impl StrictSequencer {
+    /// Judges the SUBMISSIONS message at `stream_sequence` and writes its receipt.
+    async fn admit(&mut self, stream_sequence: u64) {
+        let stream = self.js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+        let message = stream.direct_get(stream_sequence).await.unwrap();
+        let decoded = decode_submission(&message.payload).unwrap();
+        let sequence = decoded.event.emitter_sequence;
+        let last = self.last.get(&decoded.key_id).copied();
+        let replay = last.is_some_and(|last| sequence <= last);
+        if !replay {
+            self.last.insert(decoded.key_id.clone(), sequence);
+        }
+        let bucket = receipts_bucket(&self.js).await.unwrap();
+        record_receipt(
+            &bucket,
+            &Receipt {
+                key_id: decoded.key_id.clone(),
+                emitter_sequence: sequence,
+                event_id: decoded.event.event_id.clone(),
+                index: self.index,
+                entry_hash: format!("{:064x}", self.index),
+                leaf_hash: "11".repeat(32),
+                accepted: !replay,
+                rejection_code: replay.then(|| OUT_OF_ORDER_CODE.into()),
+                rejection_reason: replay.then(|| {
+                    format!("emitter sequence {sequence} is not above the last one seen, {last:?}: a replay")
+                }),
+            },
+        )
+        .await
+        .unwrap();
+        self.index += 1;
+    }
+
+    /// Judges every message from `from` to the end of the stream; the next to judge.
+    async fn run_from(&mut self, from: u64) -> u64 {
+        let mut stream = self.js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        for stream_sequence in from..=last {
+            self.admit(stream_sequence).await;
+        }
+        last.max(from - 1) + 1
+    }
+}
+
+/// The race a connection drop causes: sequence 3 of a key reaches the sequencer before 2,
+/// which the ledger then refuses as a replay. The emitter signs the same event again under
+/// the key's next sequence, the ledger accepts it, and the receipt of 2 (SDK and HTTP)
+/// follows it.
+#[tokio::test]
+async fn an_event_refused_as_out_of_order_is_re_emitted_and_its_receipt_followed() {
+    let server = start_server().await;
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    let emitter = Emitter::open(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = stockpile_emitter::service::router(emitter.clone(), ServiceKind::Depot);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut emitted = Vec::new();
+    for lot in ["A", "B", "C"] {
+        let draft = EventDraft::new("officer", lot_declared(lot));
+        emitted.push(emitter.emit(draft).await.unwrap());
+    }
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    eventually("three submissions", async || {
+        (stream.info().await.ok()?.state.messages == 3).then_some(())
+    })
+    .await;
+
+    // 3 overtakes 2; then the sequencer takes whatever comes, in order.
+    let mut sequencer = StrictSequencer {
+        js: js.clone(),
+        last: HashMap::new(),
+        index: 0,
+    };
+    for stream_sequence in [1, 3, 2] {
+        sequencer.admit(stream_sequence).await;
+    }
+    let sequencing = tokio::spawn(async move {
+        let mut next = 4;
+        loop {
+            next = sequencer.run_from(next).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+
+    let receipt = emitter
+        .wait_for_receipt("test-depot", 2, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("the receipt of the re-emitted event");
+    assert!(receipt.accepted, "{receipt:?}");
+    assert_eq!(receipt.emitter_sequence, 4);
+    assert_eq!(receipt.event_id, emitted[1].event_id);
+    assert_eq!(receipt.resubmitted_from.len(), 1);
+    let refusal = &receipt.resubmitted_from[0];
+    assert_eq!(
+        (refusal.emitter_sequence, refusal.accepted),
+        (2, false),
+        "{refusal:?}"
+    );
+    assert_eq!(refusal.rejection_code.as_deref(), Some(OUT_OF_ORDER_CODE));
+    assert_eq!(emitter.current_sequence("test-depot", 2).unwrap(), 4);
+    // As `stockpile emit` prints it.
+    let mut printed = Vec::new();
+    serde_json::to_writer_pretty(&mut printed, &receipt).unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&printed).unwrap();
+    assert_eq!(printed["emitter_sequence"], 4);
+    assert_eq!(printed["resubmitted_from"][0]["emitter_sequence"], 2);
+
+    // What went out: the same event, signed again under 4, with its own message id.
+    let message = stream.direct_get(4).await.unwrap();
+    assert_eq!(
+        message.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        "test-depot/4"
+    );
+    let decoded = decode_submission(&message.payload).unwrap();
+    let first = decode_submission(&stream.direct_get(2).await.unwrap().payload).unwrap();
+    assert_eq!(decoded.event.emitter_sequence, 4);
+    assert_eq!(decoded.event.event_id, first.event.event_id);
+    assert_eq!(decoded.event.body, lot_declared("B"));
+    assert_eq!(
+        (decoded.event.occurred_at, &decoded.event.actor),
+        (first.event.occurred_at, &first.event.actor)
+    );
+    key("test-depot", 1)
+        .verifier_key()
+        .verify(
+            &stockpile_core::hash::event_signature_message(&decoded.event_bytes),
+            &decoded.signature,
+        )
+        .expect("the re-signed submission verifies");
+
+    // The HTTP answer follows the redirect too.
+    let answer = http(addr, "GET", "/v1/receipts/test-depot/2", "").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["emitter_sequence"], 4, "{body}");
+    assert_eq!(body["accepted"], true, "{body}");
+    assert_eq!(body["resubmitted_from"][0]["emitter_sequence"], 2, "{body}");
+    assert_eq!(
+        body["resubmitted_from"][0]["rejection_code"],
+        OUT_OF_ORDER_CODE
+    );
+    let answer = http(addr, "GET", "/v1/receipts/test-depot/4", "").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("resubmitted_from"), "{answer}");
+
+    eventually("the outbox to drain", async || {
+        (emitter.pending_count() == 0).then_some(())
+    })
+    .await;
+    // Nothing else was re-emitted or resent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 4);
+    sequencing.abort();
     emitter.shutdown().await.unwrap();
 }
 
