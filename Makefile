@@ -5,17 +5,21 @@ CARGO ?= cargo
 # `make test`; a plain `cargo test` stays fast and hermetic.
 export STOCKPILE_SLOW_TESTS ?= 1
 
-.PHONY: run test lint fmt build bench vectors clean demo
+.PHONY: run test lint fmt build bench vectors clean demo nats
 
 ## run: generate the demo ledgers and verify them (the services arrive with issues 3-5)
-run: build
+run: nats build
 	@mkdir -p target/demo
 	$(CARGO) run --release -q -p stockpile-cli -- generate --dataset us --seed 1 --out target/demo/us.export --trust-out target/demo/us.trust.json
 	$(CARGO) run --release -q -p stockpile-cli -- verify target/demo/us.export --trust target/demo/us.trust.json
 
 ## test: every test, plus the formatting and lint gate
-test: lint
+test: nats lint
 	$(CARGO) test --workspace --all-targets
+
+## nats: install the pinned nats-server into .tools/nats (the tests and `run` use it)
+nats:
+	bash scripts/install-nats.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

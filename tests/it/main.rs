@@ -2,9 +2,13 @@
 //! file and its corpus of corrupted ledgers, the command line, the wire format — plus
 //! properties of whole exports and the tidy checks of the code base.
 
+mod appender;
 mod cli;
 mod corpus;
+mod nats_acl;
+mod pipeline;
 mod properties;
+mod services;
 mod support;
 mod tidy;
 mod wire;

@@ -1,13 +1,7 @@
 //! The CHECKPOINTS stream: signed notes, in order of publication, sizes never decreasing.
 
 use anyhow::{Context as _, bail};
-use async_nats::jetstream::{
-    self,
-    consumer::{DeliverPolicy, pull::OrderedConfig},
-    context::PublishErrorKind,
-    message::PublishMessage,
-};
-use futures::StreamExt;
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use stockpile_core::checkpoint::Checkpoint;
 
 use crate::topology::{CHECKPOINTS_STREAM, CHECKPOINTS_SUBJECT};
@@ -58,41 +52,17 @@ pub async fn latest_checkpoint(
 
 /// Every checkpoint, in publication order.
 pub async fn all_checkpoints(js: &jetstream::Context) -> anyhow::Result<Vec<StoredCheckpoint>> {
-    let stream = js
-        .get_stream(CHECKPOINTS_STREAM)
-        .await
-        .with_context(|| format!("opening stream {CHECKPOINTS_STREAM}"))?;
-    let end = stream
-        .get_info()
-        .await
-        .context("reading checkpoints")?
-        .state
-        .last_sequence;
     let mut out = Vec::new();
-    if end == 0 {
-        return Ok(out);
-    }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .context("creating a checkpoint reader")?;
-    let mut messages = consumer.messages().await.context("reading checkpoints")?;
-    while let Some(message) = messages.next().await {
-        let message = message.context("reading checkpoints")?;
-        let sequence = message
-            .info()
-            .map_err(|error| anyhow::anyhow!("checkpoint message without metadata: {error}"))?
-            .stream_sequence;
+    crate::ledger::read_stream(js, CHECKPOINTS_STREAM, 1, |message| {
         let note = String::from_utf8(message.payload.to_vec())
-            .with_context(|| format!("checkpoint {sequence} is not UTF-8 text"))?;
-        out.push(StoredCheckpoint { sequence, note });
-        if sequence >= end {
-            break;
-        }
-    }
+            .with_context(|| format!("checkpoint {} is not UTF-8 text", message.sequence))?;
+        out.push(StoredCheckpoint {
+            sequence: message.sequence,
+            note,
+        });
+        Ok(())
+    })
+    .await?;
     Ok(out)
 }
 

@@ -3,6 +3,8 @@
 //! so that tests can check the verifier catches it.
 
 pub mod events;
+pub mod nats;
+pub mod system;
 
 use bytes::Bytes;
 use stockpile_core::checkpoint::{Checkpoint, sign_checkpoint};
