@@ -13,7 +13,8 @@
 //!   Synchronous and NATS-free, so its crash behaviour is tested without a server.
 //! - `publisher` (private): the background task that publishes the outbox, in order per
 //!   key, with a bounded window of unacknowledged publishes.
-//! - `watcher` (private): the background task that watches the RECEIPTS bucket and retires
+//! - `poller` (private): the background task that polls the RECEIPTS bucket (direct gets
+//!   of exact keys, no consumer) for the receipts of published submissions and retires
 //!   outbox entries.
 //! - [`json`]: event bodies from JSON (the HTTP API's and `stockpile emit`'s input).
 //! - [`roles`]: which roles each service holds and which kinds those roles emit.
@@ -22,6 +23,18 @@
 //! - [`resubmit`]: re-emission of an event the ledger refused as out of order (a later
 //!   sequence of its key overtook it after a publish failure), under a fresh sequence.
 //! - [`limits`]: every bound, with its reason.
+//!
+//! # NATS rights
+//!
+//! An emitter needs no JetStream consumer: it publishes submissions, and learns receipts
+//! by direct gets of their exact keys in the RECEIPTS bucket. A service's NATS user
+//! therefore needs no `$JS.API.CONSUMER.*` right, which would let it make the server copy
+//! stream messages into a ledger subject (a push consumer's deliver subject escapes
+//! publish permissions). Publish: `stockpile.submit.<service>`, `stockpile.proof.inclusion`,
+//! `$JS.API.INFO`, `$JS.API.STREAM.INFO.KV_RECEIPTS`, `$JS.API.STREAM.MSG.GET.KV_RECEIPTS`,
+//! `$JS.API.DIRECT.GET.KV_RECEIPTS` and `$JS.API.DIRECT.GET.KV_RECEIPTS.>`; subscribe:
+//! `_INBOX.>`. `$JS.API.DIRECT.GET.SUBMISSIONS` is optional (the publisher's check of an
+//! overdue submission falls back on receipts without it).
 //!
 //! # Guarantees
 //!
@@ -42,12 +55,12 @@ pub mod cli;
 pub mod json;
 pub mod limits;
 pub mod outbox;
+mod poller;
 mod publisher;
 pub mod resubmit;
 pub mod roles;
 pub mod sdk;
 pub mod service;
-mod watcher;
 
 pub use roles::ServiceKind;
 pub use sdk::{

@@ -60,21 +60,54 @@ pub const REEMISSIONS_MAX: u32 = 3;
 /// Time a direct get of a SUBMISSIONS message or a receipt lookup may take.
 pub const NATS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the publisher, at start-up, waits for the receipt watcher to retire entries
+/// How long the publisher, at start-up, waits for the receipt poller to retire entries
 /// that were sequenced while the service was down, so that it does not resend them.
 pub const STARTUP_RECONCILE_WAIT: Duration = Duration::from_secs(10);
 
-/// Receipt lookups in flight while the watcher reconciles the outbox at start-up.
-pub const RECONCILE_CONCURRENCY: usize = 16;
+/// Receipt gets (direct gets of one RECEIPTS key each) in flight at once, in a polling
+/// round and in the start-up reconciliation. Enough to hide the round trip (a direct get
+/// is answered in well under a millisecond on a LAN), few enough that one emitter never
+/// holds many requests open on the server.
+pub const RECEIPT_POLL_CONCURRENCY: usize = 32;
 
-/// First and longest pause between attempts to (re)open the receipt watch, e.g. while the
-/// RECEIPTS bucket does not exist yet.
-pub const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(200);
-pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Receipt keys asked about per polling round, at most (and per step of the start-up
+/// reconciliation). A round asks about twice as many of the oldest published submissions
+/// as the last one found receipts for (at least `RECEIPT_POLL_CONCURRENCY`), plus the
+/// sweep; so a backlog of `OUTBOX_ENTRIES_MAX` is asked about a slice at a time, never
+/// all at once, while a sequencer working through it is followed within a few rounds.
+pub const RECEIPT_POLL_KEYS_MAX: usize = 256;
 
-/// While waiting for a receipt, how often to ask the RECEIPTS bucket directly, in case
-/// the watch missed it (e.g. during a reconnection).
-pub const RECEIPT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Of the keys of one round, how many are taken beyond the oldest ones, from a position
+/// that moves on each round and wraps around. The sequencer receipts in SUBMISSIONS
+/// order, so the oldest published submissions are the ones whose receipts come next and
+/// most of a round goes to them; but submissions lost from SUBMISSIONS can sit at the
+/// front for good, and this sweep still reaches every later one (whose receipt is what
+/// lets the publisher republish the lost ones when it cannot read SUBMISSIONS).
+pub const RECEIPT_POLL_SWEEP: usize = 16;
+
+/// Pause between polling rounds while receipts keep arriving, and the shortest pause
+/// between two rounds at all (a burst of acknowledgements makes one round, not one each).
+/// Short next to the sequencer's batch cycle, so a receipt is seen within about this
+/// long of being written.
+pub const RECEIPT_POLL_INTERVAL_MIN: Duration = Duration::from_millis(20);
+
+/// Longest pause between polling rounds: after rounds that found no receipt the pause
+/// doubles up to this. Published submissions waiting for a sequencer that is down then
+/// cost the server one small round per this interval (`RECEIPT_POLL_CONCURRENCY` +
+/// `RECEIPT_POLL_SWEEP` gets: a round that found nothing is followed by the smallest);
+/// an acknowledged publish makes the next round come at once.
+pub const RECEIPT_POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
+
+/// First and longest pause between attempts to start receipt polling again after it
+/// could not start (the RECEIPTS bucket does not exist yet: the sequencer creates it) or
+/// the start-up reconciliation failed.
+pub const RECEIPT_POLLER_BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub const RECEIPT_POLLER_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// While [`Emitter::wait_for_receipt`](crate::Emitter::wait_for_receipt) waits, how often
+/// it asks the RECEIPTS bucket itself, for a submission the poller does not ask about
+/// (not known as published: acknowledged before a crash that lost the record, say).
+pub const RECEIPT_WAIT_LOOKUP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for publishes in flight to be acknowledged. An unacknowledged
 /// one stays in the outbox and is published again at the next start.
@@ -95,7 +128,7 @@ pub const RECEIPT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How long the HTTP server may take to finish requests in flight at shutdown.
 pub const HTTP_DRAIN_MAX: Duration = Duration::from_secs(5);
 
-/// In a streak of failures (publish, receipt watch), the first is logged as a warning and
+/// In a streak of failures (publish, receipt polling), the first is logged as a warning and
 /// then one in this many, so an outage of hours does not flood the log.
 pub const FAILURE_LOG_EVERY: u32 = 50;
 
@@ -109,7 +142,18 @@ const _: () = assert!(
         < DUPLICATE_WINDOW.as_millis()
 );
 const _: () = assert!(PUBLISH_BACKOFF_MIN.as_millis() < PUBLISH_BACKOFF_MAX.as_millis());
-const _: () = assert!(WATCH_BACKOFF_MIN.as_millis() < WATCH_BACKOFF_MAX.as_millis());
+const _: () =
+    assert!(RECEIPT_POLLER_BACKOFF_MIN.as_millis() < RECEIPT_POLLER_BACKOFF_MAX.as_millis());
+const _: () = assert!(
+    RECEIPT_POLL_INTERVAL_MIN.as_millis() > 0
+        && RECEIPT_POLL_INTERVAL_MIN.as_millis() < RECEIPT_POLL_INTERVAL_MAX.as_millis()
+);
+// A round holds at least one full wave of concurrent gets besides its sweep.
+const _: () = assert!(
+    RECEIPT_POLL_CONCURRENCY > 0
+        && RECEIPT_POLL_SWEEP > 0
+        && RECEIPT_POLL_CONCURRENCY + RECEIPT_POLL_SWEEP <= RECEIPT_POLL_KEYS_MAX
+);
 // The whole outbox must be able to hold at least one submission of the largest size.
 const _: () = assert!(OUTBOX_BYTES_MAX >= SUBMISSION_BYTES_MAX as u64);
 const _: () = assert!(PUBLISH_WINDOW > 0 && OVERDUE_CHECKS_PER_TICK > 0);

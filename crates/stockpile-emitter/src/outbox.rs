@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `sequences` | key name | last allocated emitter sequence, `u64` big-endian |
 //! | `entries` | [`entry_key`] | [`OutboxEntry`] (format byte, event id, submission bytes) |
-//! | `published` | [`entry_key`] | SUBMISSIONS stream sequence of the last acknowledged publish |
+//! | `published` | [`entry_key`] | SUBMISSIONS stream sequence of the last acknowledged publish (the receipt poller asks about these entries) |
 //! | `receipts` | [`entry_key`] | the receipt, JSON |
 //! | `progress` | `receipted_stream_sequence` | highest SUBMISSIONS sequence of a receipted entry, `u64` big-endian |
 //! | `redirects` | [`entry_key`] of a refused submission | the sequence its event was re-emitted under, `u64` big-endian |
@@ -17,7 +17,8 @@
 //! ([`Outbox::resubmit`]) is one transaction too: the refusal's receipt, the removal of
 //! the refused entry, the new entry, the advanced counter and the redirect. `published` is a
 //! hint (written without flushing): losing it only makes the publisher resend, with the
-//! same message id.
+//! same message id (the receipt poller asks about the entry again once that is
+//! acknowledged).
 //!
 //! This module does no NATS and no async I/O except [`Outbox::flush`]; methods take a
 //! blocking `std` mutex only around sled writes, never across an `.await`.
@@ -357,6 +358,23 @@ impl Outbox {
             .published
             .get(entry_key(key_id, sequence))?
             .and_then(|value| decode_u64(&value)))
+    }
+
+    /// Every pending entry with an acknowledged publish: (key name, sequence, SUBMISSIONS
+    /// stream sequence), in key order. Bounded by the outbox limits (a `published` record
+    /// leaves with its entry).
+    pub fn published_entries(&self) -> Result<Vec<(String, u64, u64)>, OutboxError> {
+        let mut out = Vec::new();
+        for item in self.published.iter() {
+            let (key, value) = item?;
+            let (key_id, sequence) = decode_entry_key(&key)?;
+            let stream_sequence = decode_u64(&value).ok_or_else(|| OutboxError::Corrupt {
+                what: format!("published record of {}", message_id(&key_id, sequence)),
+                problem: format!("{} bytes, expected 8", value.len()),
+            })?;
+            out.push((key_id, sequence, stream_sequence));
+        }
+        Ok(out)
     }
 
     /// Stores a receipt and retires its entry, in one transaction. Returns the retired
@@ -818,6 +836,10 @@ mod tests {
         let entry = append(&outbox, "k", "a");
         outbox.record_published("k", 1, 42).unwrap();
         assert_eq!(outbox.published("k", 1).unwrap(), Some(42));
+        assert_eq!(
+            outbox.published_entries().unwrap(),
+            vec![("k".to_owned(), 1, 42)]
+        );
         let bytes = outbox.pending_bytes();
         assert_eq!(bytes, entry.submission.len() as u64);
         assert_eq!(outbox.receipted_stream_sequence().unwrap(), 0);
@@ -841,6 +863,7 @@ mod tests {
         // A hint for an entry already retired is not recorded.
         outbox.record_published("k", 1, 43).unwrap();
         assert_eq!(outbox.published("k", 1).unwrap(), None);
+        assert!(outbox.published_entries().unwrap().is_empty());
     }
 
     #[test]

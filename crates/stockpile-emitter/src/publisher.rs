@@ -10,18 +10,26 @@
 //! to settle, and resends from the failed one, skipping those already acknowledged.
 //! A residual risk remains: if the connection drops after N left but before it was
 //! stored, while N+1 goes out on the new connection, N+1 lands first and N is later
-//! refused as a replay. The receipt watcher repairs that: the same event is signed again
+//! refused as a replay. Storing that refusal repairs it: the same event is signed again
 //! under a fresh sequence and published like a new one ([`crate::resubmit`]).
+//!
+//! Each acknowledgement hands the entry to the receipt poller (`crate::poller`) and wakes
+//! it, so receipts are asked for as soon as there is something to ask about.
 //!
 //! An acknowledged entry whose receipt has not come after the republish interval
 //! ([`REPUBLISH_INTERVAL`](crate::limits::REPUBLISH_INTERVAL) by default) is looked for:
 //! its receipt fetched directly, else its message checked in SUBMISSIONS (same sequence,
 //! same message id). It is republished, same bytes and id, only if it is gone; if
-//! SUBMISSIONS cannot be read (the service's NATS user may lack the permission), only
-//! once the sequencer has receipted a later submission of ours, which it reads in stream
-//! order. A blind republish beyond the duplicate window would store a second copy, which
-//! becomes a replay rejection in the ledger, every two minutes while the sequencer is
-//! merely slow or down.
+//! SUBMISSIONS cannot be read, only once the sequencer has receipted a later submission
+//! of ours, which it reads in stream order. A blind republish beyond the duplicate window
+//! would store a second copy, which becomes a replay rejection in the ledger, every two
+//! minutes while the sequencer is merely slow or down.
+//!
+//! A service's NATS user may well lack `$JS.API.DIRECT.GET.SUBMISSIONS` (it needs only
+//! the rights listed in the crate documentation): the server then drops the get (a
+//! permissions violation, which closes nothing), it goes unanswered for
+//! [`NATS_LOOKUP_TIMEOUT`], and checks of SUBMISSIONS pause for [`STREAM_CHECK_PAUSE`],
+//! overdue submissions waiting on receipts alone meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,7 +58,7 @@ use crate::sdk::{Inner, Nats};
 /// flight, within `SHUTDOWN_DRAIN_MAX`.
 pub(crate) async fn run(inner: Arc<Inner>, nats: Nats) {
     let mut shutdown = inner.shutdown.subscribe();
-    // Entries sequenced while we were down should be retired by the watcher before we
+    // Entries sequenced while we were down should be retired by the poller before we
     // consider resending them. A shutdown cuts the wait short but still goes through the
     // final sending below (those entries carry a `published` record, so they are looked
     // for, not resent).
@@ -364,6 +372,10 @@ impl Publisher {
                         {
                             tracing::warn!("recording a publish: {error}");
                         }
+                        // Its receipt can be asked for now (a burst of acknowledgements
+                        // wakes the poller once).
+                        self.inner.unreceipted().insert(key, sequence, ack.sequence);
+                        self.inner.poll_receipts.notify_one();
                         state.awaiting.insert(
                             sequence,
                             Awaiting {

@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(answer["resubmitted_as"]["key_id"], KEY, "{answer}");
         assert_eq!(answer["resubmitted_as"]["emitter_sequence"], 4, "{answer}");
 
-        // The same refusal again (the watcher and a lookup both saw it): nothing more.
+        // The same refusal again (the poller and a lookup both saw it): nothing more.
         emitter.inner.store_receipt(refusal.clone()).await.unwrap();
         assert_eq!(last_sequence(&emitter), 4);
         assert_eq!(emitter.pending_count(), 2);

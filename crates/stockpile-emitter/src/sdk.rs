@@ -34,7 +34,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -46,16 +46,17 @@ use stockpile_core::keys::SignerKey;
 use stockpile_core::time::TimestampMs;
 use stockpile_nats::NatsConfig;
 use stockpile_nats::proofs::{ProofReply, request_inclusion_proof};
-use stockpile_nats::receipts::{Receipt, get_receipt, receipt_key_prefix};
+use stockpile_nats::receipts::{Receipt, get_receipt};
 use stockpile_proto::envelope::{SubmissionError, decode_submission, sign_event};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::limits::{
-    KEY_NAME_BYTES_MAX, NATS_LOOKUP_TIMEOUT, OCCURRED_AT_FUTURE_SKEW_MAX_MS, RECEIPT_POLL_INTERVAL,
-    REPUBLISH_INTERVAL, SHUTDOWN_DRAIN_MAX,
+    KEY_NAME_BYTES_MAX, NATS_LOOKUP_TIMEOUT, OCCURRED_AT_FUTURE_SKEW_MAX_MS,
+    RECEIPT_WAIT_LOOKUP_INTERVAL, REPUBLISH_INTERVAL, SHUTDOWN_DRAIN_MAX,
 };
-use crate::outbox::{Outbox, OutboxError, OutboxLimits, Prepared};
+use crate::outbox::{Outbox, OutboxEntry, OutboxError, OutboxLimits, Prepared};
+use crate::poller::Unreceipted;
 use crate::roles::{kind_name, kinds_of, role_name};
 
 /// A signing key and the role it signs for. The ledger authorizes each key for one role
@@ -299,7 +300,7 @@ fn role_names(roles: &[Role]) -> String {
 }
 
 /// The emitter: outbox, keys and, once connected, the background publisher and receipt
-/// watcher. Cheap to clone; all clones share one outbox. Call [`Emitter::shutdown`] before
+/// poller. Cheap to clone; all clones share one outbox. Call [`Emitter::shutdown`] before
 /// dropping the last clone, or the background tasks keep the outbox open.
 #[derive(Clone)]
 pub struct Emitter {
@@ -320,8 +321,6 @@ impl std::fmt::Debug for Emitter {
 pub(crate) struct KeySlot {
     pub(crate) role: Role,
     pub(crate) key: SignerKey,
-    /// `receipt_key_prefix(name)`: how the key appears in RECEIPTS keys.
-    pub(crate) receipt_prefix: String,
     /// Highest sequence of this key known flushed to disk. The publisher sends nothing
     /// above it, so a crash can never leave a published sequence unrecorded (and then
     /// reused).
@@ -355,11 +354,17 @@ pub(crate) struct Inner {
     pub(crate) bucket: Mutex<Option<kv::Store>>,
     /// Wakes the publisher when an emit made a new entry durable.
     pub(crate) wake_publisher: Notify,
+    /// Published entries without a receipt yet, which the receipt poller asks about. A
+    /// std mutex: held only for in-memory work, never across an `.await`.
+    unreceipted: Mutex<Unreceipted>,
+    /// Wakes the receipt poller when a publish was acknowledged.
+    pub(crate) poll_receipts: Notify,
     /// Bumped on every stored receipt; receipt waiters watch it.
     pub(crate) receipts_changed: watch::Sender<u64>,
     /// Set once shutdown begins: emits are refused, waiters return, tasks drain and stop.
     pub(crate) shutdown: watch::Sender<bool>,
-    /// Set once the watcher has tried to reconcile the outbox with RECEIPTS at start-up.
+    /// Set once the receipt poller has tried to reconcile the outbox with RECEIPTS at
+    /// start-up.
     pub(crate) reconciled: watch::Sender<bool>,
     /// Set when a background task ended unexpectedly (panic); the service then exits.
     pub(crate) failure: watch::Sender<Option<String>>,
@@ -369,7 +374,7 @@ pub(crate) struct Inner {
 
 impl Emitter {
     /// Opens the outbox and connects to NATS as `config.nats` says, then starts the
-    /// publisher and the receipt watcher.
+    /// publisher and the receipt poller.
     ///
     /// Without `config.nats.wait` an unreachable server or refused credentials are an
     /// error. With it, this returns at once: events are accepted into the outbox while a
@@ -440,7 +445,6 @@ impl Emitter {
             }
             keys.push(KeySlot {
                 role,
-                receipt_prefix: receipt_key_prefix(key.name()),
                 key,
                 durable_sequence: AtomicU64::new(0),
             });
@@ -461,6 +465,8 @@ impl Emitter {
             nats: OnceLock::new(),
             bucket: Mutex::new(None),
             wake_publisher: Notify::new(),
+            unreceipted: Mutex::new(Unreceipted::default()),
+            poll_receipts: Notify::new(),
             receipts_changed: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             reconciled: watch::Sender::new(false),
@@ -472,8 +478,8 @@ impl Emitter {
         })
     }
 
-    /// Starts publishing and watching receipts over `client`. Ignored if already attached
-    /// or shutting down.
+    /// Starts publishing and polling for receipts over `client`. Ignored if already
+    /// attached or shutting down.
     pub fn attach(&self, client: async_nats::Client) {
         if *self.inner.shutdown.borrow() {
             return;
@@ -491,8 +497,8 @@ impl Emitter {
             crate::publisher::run(self.inner.clone(), nats.clone()),
         );
         self.spawn(
-            "receipt-watcher",
-            crate::watcher::run(self.inner.clone(), nats),
+            "receipt-poller",
+            crate::poller::run(self.inner.clone(), nats),
         );
     }
 
@@ -704,8 +710,9 @@ impl Emitter {
             }
             let now = tokio::time::Instant::now();
             if now >= next_poll {
-                // The watch may have missed it (reconnection, bucket created late).
-                next_poll = now + RECEIPT_POLL_INTERVAL;
+                // The poller may not ask about it: not known as published (the record of
+                // its acknowledgement lost in a crash), or the bucket created late.
+                next_poll = now + RECEIPT_WAIT_LOOKUP_INTERVAL;
                 match self.receipt(key_id, sequence).await {
                     Ok(Some(receipt)) => return Ok(Some(receipt)),
                     Ok(None) => {}
@@ -844,6 +851,18 @@ impl Inner {
         self.keys.iter().find(|slot| slot.name() == key_id)
     }
 
+    /// The index of the held key `key_id` in `keys`.
+    pub(crate) fn slot_index(&self, key_id: &str) -> Option<usize> {
+        self.keys.iter().position(|slot| slot.name() == key_id)
+    }
+
+    /// The published entries the receipt poller asks about.
+    pub(crate) fn unreceipted(&self) -> MutexGuard<'_, Unreceipted> {
+        self.unreceipted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The RECEIPTS bucket, opened on first use. `None` while it does not exist or NATS is
     /// not connected.
     pub(crate) async fn receipts_bucket(&self) -> Option<kv::Store> {
@@ -885,17 +904,52 @@ impl Inner {
     /// flushed), then wakes receipt waiters. Receipts of other keys are ignored. An
     /// out-of-order refusal of a pending event re-emits it instead ([`crate::resubmit`]).
     pub(crate) async fn store_receipt(&self, receipt: Receipt) -> anyhow::Result<()> {
-        let Some(slot) = self.slot_by_name(&receipt.key_id) else {
-            return Ok(());
-        };
-        if crate::resubmit::is_out_of_order_refusal(&receipt) && self.reemit(slot, &receipt).await?
-        {
-            self.receipts_changed.send_modify(|count| *count += 1);
-            return Ok(());
+        self.store_receipts(vec![receipt]).await
+    }
+
+    /// [`Inner::store_receipt`] for several receipts: each receipt stored and its entry
+    /// retired in one transaction, all flushed once, before receipt waiters are woken.
+    /// A receipt that cannot be stored does not stop the others; the first such error is
+    /// returned once the rest are stored and flushed.
+    pub(crate) async fn store_receipts(&self, receipts: Vec<Receipt>) -> anyhow::Result<()> {
+        let mut recorded: Vec<(Receipt, Option<OutboxEntry>)> = Vec::with_capacity(receipts.len());
+        let mut reemitted = false;
+        let mut first_error: Option<anyhow::Error> = None;
+        for receipt in receipts {
+            let Some(slot) = self.slot_index(&receipt.key_id) else {
+                continue;
+            };
+            if crate::resubmit::is_out_of_order_refusal(&receipt) {
+                match self.reemit(&self.keys[slot], &receipt).await {
+                    Ok(true) => {
+                        self.unreceipted().remove(slot, receipt.emitter_sequence);
+                        reemitted = true;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                }
+            }
+            match self.outbox.record_receipt(&receipt) {
+                Ok(retired) => recorded.push((receipt, retired)),
+                Err(error) => {
+                    first_error.get_or_insert(error.into());
+                }
+            }
         }
-        let retired = self.outbox.record_receipt(&receipt)?;
-        self.outbox.flush().await?;
-        if let Some(entry) = retired {
+        if !recorded.is_empty() {
+            self.outbox.flush().await?;
+        }
+        for (receipt, retired) in &recorded {
+            if let Some(slot) = self.slot_index(&receipt.key_id) {
+                self.unreceipted().remove(slot, receipt.emitter_sequence);
+            }
+            let Some(entry) = retired else {
+                continue;
+            };
             if entry.event_id != receipt.event_id {
                 // Someone else signed this sequence with our key (a copy of the key, or an
                 // outbox restored from an old backup): our event will be refused as a
@@ -917,8 +971,13 @@ impl Inner {
                 );
             }
         }
-        self.receipts_changed.send_modify(|count| *count += 1);
-        Ok(())
+        if reemitted || !recorded.is_empty() {
+            self.receipts_changed.send_modify(|count| *count += 1);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 }
 

@@ -62,17 +62,46 @@ async fn start_server() -> Server {
 }
 
 async fn start_server_with(extra: &[&str]) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let port = free_port();
+    let store = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]
+        .map(str::to_owned)
+        .into();
+    args.push(store.path().to_str().unwrap().to_owned());
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    spawn_server(port, store, &args).await
+}
+
+/// A server configured by the file `config` writes, given the JetStream store directory.
+async fn start_server_with_config(config: impl FnOnce(&str) -> String) -> Server {
+    let port = free_port();
+    let store = tempfile::tempdir().unwrap();
+    let store_dir = store.path().join("jetstream");
+    let file = store.path().join("server.conf");
+    std::fs::write(&file, config(store_dir.to_str().unwrap())).unwrap();
+    let args = [
+        "-a".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "-c".to_owned(),
+        file.to_str().unwrap().to_owned(),
+    ];
+    spawn_server(port, store, &args).await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let store = tempfile::tempdir().unwrap();
+        .port()
+}
+
+async fn spawn_server(port: u16, store: tempfile::TempDir, args: &[String]) -> Server {
     let binary = server_binary();
     let child = Command::new(&binary)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(store.path())
-        .args(extra)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -370,6 +399,143 @@ async fn wrong_credentials_fail_clearly() {
     let emitter = Emitter::open(config).await.unwrap();
     assert!(emitter.is_connected());
     emitter.shutdown().await.unwrap();
+}
+
+/// The NATS rights of an emitting service, exactly: no `$JS.API.CONSUMER.*` (a user that
+/// may create a push consumer can make the server copy stream messages into a ledger
+/// subject), no `$JS.FC.*`, and not even `$JS.API.DIRECT.GET.SUBMISSIONS`.
+const DEPOT_PUBLISH_RIGHTS: &[&str] = &[
+    "stockpile.submit.depot",
+    "stockpile.proof.inclusion",
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.KV_RECEIPTS",
+    "$JS.API.STREAM.MSG.GET.KV_RECEIPTS",
+    "$JS.API.DIRECT.GET.KV_RECEIPTS",
+    "$JS.API.DIRECT.GET.KV_RECEIPTS.>",
+];
+
+/// The emitter runs as a user with only [`DEPOT_PUBLISH_RIGHTS`] (and `_INBOX.>` to
+/// subscribe): it publishes, learns receipts by polling RECEIPTS, drains its outbox, and
+/// an overdue submission it cannot look up in SUBMISSIONS is not republished blindly.
+#[tokio::test]
+async fn an_emitter_needs_no_consumer_rights() {
+    let server = start_server_with_config(|store_dir| {
+        let allow = DEPOT_PUBLISH_RIGHTS
+            .iter()
+            .map(|subject| format!("{subject:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            r#"
+jetstream {{ store_dir: {store_dir:?} }}
+authorization {{
+  users = [
+    {{user: depot, password: "depot-secret", permissions: {{publish: {{allow: [{allow}]}}, subscribe: {{allow: ["_INBOX.>"]}}}}}},
+    {{user: admin, password: "admin-secret"}}
+  ]
+}}
+"#
+        )
+    })
+    .await;
+    // The sequencer's part, as admin: the topology and the receipts.
+    let admin =
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin-secret".into())
+            .connect(&server.url)
+            .await
+            .unwrap();
+    let js = jetstream::new(admin);
+    ensure_topology(&js, Replicas(1)).await.unwrap();
+
+    // The rights are enforced: the depot user may open the bucket but not watch it (a
+    // watch is a consumer).
+    let depot =
+        async_nats::ConnectOptions::with_user_and_password("depot".into(), "depot-secret".into())
+            .connect(&server.url)
+            .await
+            .unwrap();
+    let bucket = receipts_bucket(&jetstream::new(depot)).await.unwrap();
+    let watch = tokio::time::timeout(Duration::from_secs(2), bucket.watch_all()).await;
+    assert!(
+        !matches!(watch, Ok(Ok(_))),
+        "the depot user could create a consumer"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), depot_keys());
+    config.nats = stockpile_nats::NatsConfig::new(server.url.clone());
+    config.nats.user = Some("depot".into());
+    config.nats.password = Some("depot-secret".into());
+    let emitter = Emitter::open(config.clone()).await.unwrap();
+    let mut emitted = Vec::new();
+    for lot in ["A", "B", "C"] {
+        let draft = EventDraft::new("officer", lot_declared(lot));
+        emitted.push(emitter.emit(draft).await.unwrap());
+    }
+    let mut stream = js.get_stream(SUBMISSIONS_STREAM).await.unwrap();
+    eventually("three submissions", async || {
+        (stream.info().await.ok()?.state.messages == 3).then_some(())
+    })
+    .await;
+    let next = sequence(&js, 1).await;
+    // The poller retires them, well before the publisher's overdue check (30 s) would
+    // look for them, and without anyone waiting for their receipts.
+    drains_within(&emitter, Duration::from_secs(3)).await;
+    let receipt = emitter
+        .wait_for_receipt(
+            &emitted[1].key_id,
+            emitted[1].emitter_sequence,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .expect("the receipt");
+    assert_eq!((receipt.index, receipt.accepted), (1, true));
+
+    // Published but not sequenced, across a restart with a short republish interval:
+    // the publisher looks for it, cannot read SUBMISSIONS (no right), and, no later
+    // submission having a receipt, leaves it there.
+    let late = emitter
+        .emit(EventDraft::new("officer", lot_declared("D")))
+        .await
+        .unwrap();
+    eventually("the fourth submission", async || {
+        (stream.info().await.ok()?.state.messages == 4).then_some(())
+    })
+    .await;
+    emitter.shutdown().await.unwrap();
+    drop(emitter);
+    config.republish_interval = Duration::from_secs(1);
+    let emitter = Emitter::open(config).await.unwrap();
+    assert_eq!(emitter.pending_count(), 1);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 4);
+    assert_eq!(emitter.pending_count(), 1);
+    assert!(emitter.is_connected());
+    assert_eq!(sequence(&js, next).await, 5);
+    drains_within(&emitter, Duration::from_secs(3)).await;
+    let receipt = emitter
+        .wait_for_receipt(&late.key_id, late.emitter_sequence, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the receipt of the late one");
+    assert_eq!(receipt.index, 3);
+    emitter.shutdown().await.unwrap();
+}
+
+/// Waits until the outbox is empty, failing the test after `limit`.
+async fn drains_within(emitter: &Emitter, limit: Duration) {
+    let drained = tokio::time::timeout(limit, async {
+        while emitter.pending_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        drained.is_ok(),
+        "{} entries still pending after {limit:?}",
+        emitter.pending_count()
+    );
 }
 
 /// A test sequencer with the ledger's replay rule: a submission whose emitter sequence is
