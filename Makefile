@@ -15,6 +15,7 @@ run: nats build
 
 ## test: every test, plus the formatting and lint gate
 test: nats lint
+	$(CARGO) build --workspace --bins   # the system tests run the service binaries as processes
 	$(CARGO) test --workspace --all-targets
 
 ## nats: install the pinned nats-server into .tools/nats (the tests and `run` use it)
