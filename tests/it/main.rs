@@ -7,6 +7,7 @@ mod cli;
 mod corpus;
 mod nats_acl;
 mod pipeline;
+mod projector;
 mod properties;
 mod services;
 mod support;

@@ -40,9 +40,19 @@ pub async fn ledger_size(js: &jetstream::Context) -> anyhow::Result<u64> {
 pub async fn read_ledger(
     js: &jetstream::Context,
     from: u64,
+    visit: impl FnMut(LedgerMessage) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    read_ledger_range(js, from, u64::MAX, visit).await
+}
+
+/// As [`read_ledger`], reading at most `max_entries` entries (a bounded batch).
+pub async fn read_ledger_range(
+    js: &jetstream::Context,
+    from: u64,
+    max_entries: u64,
     mut visit: impl FnMut(LedgerMessage) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    read_stream(js, LEDGER_STREAM, from + 1, |message| {
+    read_stream_range(js, LEDGER_STREAM, from + 1, max_entries, |message| {
         let submission_sequence = message
             .headers
             .get(SUBMISSION_SEQUENCE_HEADER)
@@ -71,6 +81,17 @@ pub async fn read_stream(
     js: &jetstream::Context,
     name: &str,
     from_sequence: u64,
+    visit: impl FnMut(StreamMessage) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    read_stream_range(js, name, from_sequence, u64::MAX, visit).await
+}
+
+/// As [`read_stream`], reading at most `max_messages` messages (a bounded batch).
+pub async fn read_stream_range(
+    js: &jetstream::Context,
+    name: &str,
+    from_sequence: u64,
+    max_messages: u64,
     mut visit: impl FnMut(StreamMessage) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let stream = js
@@ -90,9 +111,10 @@ pub async fn read_stream(
         );
     }
     let from_sequence = from_sequence.max(1);
-    if from_sequence > end {
+    if from_sequence > end || max_messages == 0 {
         return Ok(0);
     }
+    let end = end.min(from_sequence.saturating_add(max_messages - 1));
     let stream = &stream;
     let mut messages = futures::stream::iter(from_sequence..=end)
         .map(|sequence| async move { (sequence, get_one(stream, name, sequence).await) })

@@ -1,0 +1,140 @@
+//! The projector as a process over a live ledger: it catches up, survives SIGKILL in the
+//! middle of catching up, and its store then agrees with the verifier's fold.
+
+use std::fs;
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use stockpile_nats::topology::submit_subject;
+use stockpile_projector::engine::{Projector, SUMMARY_DOC};
+use stockpile_scenario::{Dataset, ScenarioConfig};
+
+use crate::support::nats::NatsServer;
+use crate::support::system::{
+    Service, binary, jetstream_as, nats_args, start_sequencer, stockpile, wait_for_checkpoint,
+    wait_for_ledger_size,
+};
+
+#[test]
+fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ScenarioConfig {
+        seed: 8,
+        dataset: Dataset::FinlandLike,
+        min_entries: 4_000,
+        checkpoint_every: 0,
+    };
+    let submissions: Vec<_> = stockpile_scenario::submissions(&config).collect();
+    let keys = stockpile_scenario::ScenarioKeys::new(config.dataset, config.seed);
+    let trust_json = keys.trust_root().to_json();
+    let sequencer = start_sequencer(&nats, dir.path(), "main", &trust_json, &keys.log, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let js = rt.block_on(jetstream_as(&nats, "admin"));
+    let total = submissions.len() as u64;
+    rt.block_on(async {
+        for _ in 0..200 {
+            if js.get_stream("SUBMISSIONS").await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for submission in &submissions {
+            js.send_publish(
+                submit_subject("depot"),
+                PublishMessage::build().payload(submission.bytes.clone()),
+            )
+            .await
+            .expect("queue")
+            .await
+            .expect("stored");
+        }
+        wait_for_ledger_size(&js, total, &[&sequencer]).await;
+        wait_for_checkpoint(&js, total, &[&sequencer]).await;
+    });
+
+    let trust = dir.path().join("trust-main.json");
+    let store = dir.path().join("views");
+    let (mut args, envs) = nats_args(&nats.config_for("projector"));
+    args.extend([
+        "--trust".into(),
+        trust.display().to_string(),
+        "--store".into(),
+        store.display().to_string(),
+    ]);
+    let mut projector = Service::start(
+        "projector",
+        binary("stockpile-projector"),
+        args,
+        envs,
+        dir.path(),
+    );
+    // Kill it twice while it catches up, then let it finish.
+    for wait in [Duration::from_millis(300), Duration::from_millis(700)] {
+        std::thread::sleep(wait);
+        projector.kill9();
+        projector.restart();
+    }
+    let caught_up = format!("caught up with the ledger entries={total}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !projector.log().contains(&caught_up) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the projector did not catch up:\n{}",
+            projector.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        projector
+            .log()
+            .matches("view store opened and refolded")
+            .count(),
+        3,
+        "started once and restarted twice after SIGKILL"
+    );
+    // sled allows one process at a time: stop it to look.
+    assert_eq!(projector.terminate(), Some(0), "{}", projector.log_tail());
+    let opened = Projector::open(
+        &store,
+        &keys.origin,
+        &keys.trust_root().ledger_authority_keys(),
+    )
+    .expect("the store reopens");
+    assert_eq!(opened.next_index(), total);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &opened
+            .store()
+            .document(SUMMARY_DOC)
+            .unwrap()
+            .expect("a summary"),
+    )
+    .unwrap();
+    // The verifier's fold of the same ledger, from the streams.
+    let url = nats.url();
+    let password = nats.password("inspector").to_string();
+    let (code, out, err) = stockpile(&[
+        "verify",
+        "--nats",
+        &url,
+        "--nats-user",
+        "inspector",
+        "--nats-password",
+        &password,
+        "--trust",
+        trust.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(
+        report["summary"], summary["summary"],
+        "projector = verifier"
+    );
+    assert_eq!(summary["entries"], total);
+    let _ = fs::remove_dir_all(&store);
+}
