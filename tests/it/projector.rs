@@ -11,8 +11,8 @@ use stockpile_scenario::{Dataset, ScenarioConfig};
 
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, binary, jetstream_as, nats_args, start_sequencer, stockpile, wait_for_checkpoint,
-    wait_for_ledger_size,
+    Service, binary, http, jetstream_as, nats_args, start_sequencer, stockpile, wait_for_addr_file,
+    wait_for_checkpoint, wait_for_ledger_size,
 };
 
 #[test]
@@ -59,8 +59,11 @@ fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
 
     let trust = dir.path().join("trust-main.json");
     let store = dir.path().join("views");
+    let addr_file = dir.path().join("projector.addr");
     let (mut args, envs) = nats_args(&nats.config_for("projector"));
     args.extend([
+        "--addr-file".into(),
+        addr_file.display().to_string(),
         "--trust".into(),
         trust.display().to_string(),
         "--store".into(),

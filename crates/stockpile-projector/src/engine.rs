@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use serde_json::json;
 use stockpile_core::ledger::AuthorityKey;
+use stockpile_core::time::Date;
 use stockpile_views::fold::ViewFold;
 
 use crate::store::{Batch, ViewStore};
@@ -19,6 +20,8 @@ pub const LOT_DOC_PREFIX: &str = "lot/";
 
 /// A fold and the store that mirrors it.
 pub struct Projector {
+    origin: String,
+    authority_keys: Vec<AuthorityKey>,
     fold: ViewFold,
     store: ViewStore,
     /// Length of each lot's history when its document was last written.
@@ -51,6 +54,8 @@ impl Projector {
             fold.entries()
         );
         let mut projector = Projector {
+            origin: origin.to_string(),
+            authority_keys: authority_keys.to_vec(),
             fold,
             store,
             written_history: BTreeMap::new(),
@@ -78,6 +83,23 @@ impl Projector {
 
     pub fn store(&self) -> &ViewStore {
         &self.store
+    }
+
+    /// A fresh fold of the stored entries recorded on or before `last_date` (the
+    /// position an Article 7 report for that year is computed at).
+    pub fn fold_through(&self, last_date: Date) -> anyhow::Result<ViewFold> {
+        let mut fold = ViewFold::new(self.origin.as_str(), &self.authority_keys);
+        for item in self.store.entries_from(0) {
+            let (index, bytes) = item?;
+            if fold
+                .apply_through(&bytes, last_date)
+                .with_context(|| format!("refolding stored entry {index}"))?
+                .is_none()
+            {
+                break;
+            }
+        }
+        Ok(fold)
     }
 
     /// Folds a batch of consecutive entries and commits them with the documents they

@@ -34,6 +34,15 @@ struct Args {
     /// This replica's own view store directory.
     #[arg(long)]
     store: PathBuf,
+    /// Address of the read-only API (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Write the bound address here once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+    /// The State's name on the Article 7 cover page.
+    #[arg(long, default_value = "")]
+    state_name: String,
     #[arg(long)]
     log_json: bool,
 }
@@ -55,6 +64,12 @@ fn config(args: Args) -> anyhow::Result<ProjectorConfig> {
         origin: trust.origin.clone(),
         authority_keys: trust.ledger_authority_keys(),
         store_dir: args.store,
+        listen: args.listen,
+        addr_file: args.addr_file,
+        article7: stockpile_views::article7::Article7Config {
+            state_name: args.state_name,
+            ..Default::default()
+        },
     })
 }
 

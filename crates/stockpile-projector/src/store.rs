@@ -24,6 +24,35 @@ const APPLIED_KEY: &[u8] = b"applied_index";
 /// The ledger origin the store belongs to (a store never mixes ledgers).
 const ORIGIN_KEY: &[u8] = b"origin";
 
+/// How long opening waits for the database lock. sled releases it only when its last
+/// handle — including its background flusher — is gone, a moment after the previous
+/// owner (an earlier `ViewStore`, a process that is exiting) let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(error))
+                if error.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "opening view store {} (is another projector using it?)",
+                        path.display()
+                    )
+                });
+            }
+        }
+    }
+}
+
 /// One batch to commit: consecutive entries and the documents they changed.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -46,8 +75,7 @@ pub struct ViewStore {
 impl ViewStore {
     /// Opens (or creates) the store for ledger `origin`; refuses a store of another ledger.
     pub fn open(path: &Path, origin: &str) -> anyhow::Result<ViewStore> {
-        let db =
-            sled::open(path).with_context(|| format!("opening view store {}", path.display()))?;
+        let db = open_db(path)?;
         let open = |name: &str| {
             db.open_tree(name)
                 .with_context(|| format!("opening tree {name} in {}", path.display()))
