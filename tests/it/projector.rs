@@ -100,6 +100,75 @@ fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
         3,
         "started once and restarted twice after SIGKILL"
     );
+    // The API answers with the views, and says what is wrong with a bad request.
+    let addr = wait_for_addr_file(&addr_file, &projector);
+    let (status, body) = http(&addr, "GET", "/v1/summary", None);
+    assert_eq!(status, 200, "{body}");
+    let live: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(live["entries"], total);
+    let (status, body) = http(&addr, "GET", "/v1/lots", None);
+    assert_eq!(status, 200, "{body}");
+    let lots: Vec<String> = serde_json::from_str(&body).expect("lot ids");
+    let (status, body) = http(&addr, "GET", &format!("/v1/lots/{}", lots[0]), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("history"), "{body}");
+    for (path, expected, mention) in [
+        ("/v1/lots/NO-SUCH-LOT", 404, "NO-SUCH-LOT"),
+        ("/v1/reports/article7/twenty", 400, "not a number"),
+        ("/v1/reports/article7/2026?format=pdf", 400, "pdf"),
+        ("/v1/nothing-here", 404, "no such route"),
+    ] {
+        let (status, body) = http(&addr, "GET", path, None);
+        assert_eq!(status, expected, "{path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert!(
+            error["error"].as_str().unwrap_or("").contains(mention),
+            "{path}: {body}"
+        );
+    }
+    for view in [
+        "stockpile",
+        "retained",
+        "destruction-progress",
+        "transfers",
+        "in-transit",
+        "material-balance",
+        "flags",
+    ] {
+        let (status, body) = http(&addr, "GET", &format!("/v1/{view}"), None);
+        assert_eq!(status, 200, "{view}: {body}");
+        assert!(
+            body.contains("as_of_index"),
+            "{view} names its position: {body}"
+        );
+    }
+    // Every entry of this live ledger was recorded this year: its report covers them all.
+    let mut last_entry = None;
+    rt.block_on(stockpile_nats::ledger::read_ledger_range(
+        &js,
+        total - 1,
+        1,
+        |m| {
+            last_entry = Some(m.entry);
+            Ok(())
+        },
+    ))
+    .expect("read the last entry");
+    let year = stockpile_views::fold::entry_recorded_at(&last_entry.expect("an entry"), total - 1)
+        .expect("a time")
+        .date()
+        .year();
+    let report_path = format!("/v1/reports/article7/{year}");
+    let (status, body) = http(&addr, "GET", &report_path, None);
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("a JSON report");
+    assert_eq!(report["cover"]["year"], year);
+    let (status, csv) = http(&addr, "GET", &format!("{report_path}?format=csv"), None);
+    assert_eq!(status, 200);
+    assert!(csv.lines().count() > 5, "{csv}");
+    let (status, html) = http(&addr, "GET", &format!("{report_path}?format=html"), None);
+    assert_eq!(status, 200);
+    assert!(html.trim_end().ends_with("</html>"), "{html}");
     // sled allows one process at a time: stop it to look.
     assert_eq!(projector.terminate(), Some(0), "{}", projector.log_tail());
     let opened = Projector::open(

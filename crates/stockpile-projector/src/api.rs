@@ -62,19 +62,25 @@ async fn not_found() -> Response {
     )
 }
 
+/// The folding loop panicked while holding the lock: nothing consistent to serve.
+struct Stopped;
+
+impl IntoResponse for Stopped {
+    fn into_response(self) -> Response {
+        error(StatusCode::INTERNAL_SERVER_ERROR, "the projector stopped")
+    }
+}
+
 /// Runs `view` on the current fold under the read lock.
-fn with_fold<T>(app: &App, view: impl FnOnce(&ViewFold) -> T) -> Result<T, Response> {
-    let projector = app
-        .projector
-        .read()
-        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the projector stopped"))?;
+fn with_fold<T>(app: &App, view: impl FnOnce(&ViewFold) -> T) -> Result<T, Stopped> {
+    let projector = app.projector.read().map_err(|_| Stopped)?;
     Ok(view(projector.fold()))
 }
 
-fn json_view<T: serde::Serialize>(result: Result<T, Response>) -> Response {
+fn json_view<T: serde::Serialize>(result: Result<T, Stopped>) -> Response {
     match result {
         Ok(view) => axum::Json(view).into_response(),
-        Err(response) => response,
+        Err(stopped) => stopped.into_response(),
     }
 }
 
@@ -118,7 +124,7 @@ async fn lot(State(app): State<App>, Path(lot_id): Path<String>) -> Response {
             StatusCode::NOT_FOUND,
             format!("no lot {lot_id:?} in the ledger"),
         ),
-        Err(response) => response,
+        Err(stopped) => stopped.into_response(),
     }
 }
 
@@ -185,9 +191,8 @@ async fn report_article7(
         );
     }
     let report = {
-        let projector = match app.projector.read() {
-            Ok(projector) => projector,
-            Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the projector stopped"),
+        let Ok(projector) = app.projector.read() else {
+            return Stopped.into_response();
         };
         let fold = match projector.fold_through(last_date) {
             Ok(fold) => fold,
