@@ -61,3 +61,41 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
         tracing::info!("shutdown requested");
     }
 }
+
+/// The NATS flags every service binary takes (`#[command(flatten)]` them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma separated.
+    #[arg(
+        long,
+        default_value = "nats://127.0.0.1:4222",
+        env = "STOCKPILE_NATS_URL"
+    )]
+    pub nats_url: String,
+    /// NATS user (deploy/nats gives each service its own).
+    #[arg(long, env = "STOCKPILE_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "STOCKPILE_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// NATS credentials file, instead of user and password.
+    #[arg(long)]
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// Keep retrying until NATS answers instead of exiting.
+    #[arg(long)]
+    pub wait_for_nats: bool,
+}
+
+impl NatsArgs {
+    /// The connection settings, with the name the server shows for this client.
+    pub fn config(&self, client_name: impl Into<String>) -> crate::NatsConfig {
+        crate::NatsConfig {
+            url: self.nats_url.clone(),
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            creds_file: self.nats_creds.clone(),
+            wait: self.wait_for_nats,
+            client_name: Some(client_name.into()),
+        }
+    }
+}

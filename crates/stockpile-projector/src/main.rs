@@ -6,28 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use stockpile_ledger::trust::TrustRoot;
-use stockpile_nats::NatsConfig;
-use stockpile_nats::service::{init_tracing, shutdown_signal};
+use stockpile_nats::service::{NatsArgs, init_tracing, shutdown_signal};
 use stockpile_projector::{ProjectorConfig, run};
 
 /// Folds the ledger into compliance views kept in sled (a read replica).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    #[arg(
-        long,
-        default_value = "nats://127.0.0.1:4222",
-        env = "STOCKPILE_NATS_URL"
-    )]
-    nats_url: String,
-    #[arg(long, env = "STOCKPILE_NATS_USER")]
-    nats_user: Option<String>,
-    #[arg(long, env = "STOCKPILE_NATS_PASSWORD", hide_env_values = true)]
-    nats_password: Option<String>,
-    #[arg(long)]
-    nats_creds: Option<PathBuf>,
-    #[arg(long)]
-    wait_for_nats: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Trust root JSON (origin and authority keys of the ledger).
     #[arg(long)]
     trust: PathBuf,
@@ -53,14 +40,7 @@ fn config(args: Args) -> anyhow::Result<ProjectorConfig> {
     let trust = TrustRoot::parse_json(&text)
         .with_context(|| format!("trust root {}", args.trust.display()))?;
     Ok(ProjectorConfig {
-        nats: NatsConfig {
-            url: args.nats_url,
-            user: args.nats_user,
-            password: args.nats_password,
-            creds_file: args.nats_creds,
-            wait: args.wait_for_nats,
-            client_name: Some("stockpile-projector".into()),
-        },
+        nats: args.nats.config("stockpile-projector"),
         origin: trust.origin.clone(),
         authority_keys: trust.ledger_authority_keys(),
         store_dir: args.store,

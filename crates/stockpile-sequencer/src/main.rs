@@ -8,33 +8,15 @@ use anyhow::Context as _;
 use clap::Parser;
 use stockpile_core::keys::SignerKey;
 use stockpile_ledger::trust::TrustRoot;
-use stockpile_nats::NatsConfig;
-use stockpile_nats::service::{init_tracing, shutdown_signal};
+use stockpile_nats::service::{NatsArgs, init_tracing, shutdown_signal};
 use stockpile_sequencer::{SequencerConfig, run};
 
 /// Sequences signed submissions from NATS JetStream into the hash-chained ledger.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// NATS server URL.
-    #[arg(
-        long,
-        default_value = "nats://127.0.0.1:4222",
-        env = "STOCKPILE_NATS_URL"
-    )]
-    nats_url: String,
-    /// NATS user (deploy/nats gives the sequencer its own).
-    #[arg(long, env = "STOCKPILE_NATS_USER")]
-    nats_user: Option<String>,
-    /// NATS password.
-    #[arg(long, env = "STOCKPILE_NATS_PASSWORD", hide_env_values = true)]
-    nats_password: Option<String>,
-    /// NATS credentials file, instead of user and password.
-    #[arg(long)]
-    nats_creds: Option<PathBuf>,
-    /// Keep retrying until NATS answers instead of exiting.
-    #[arg(long)]
-    wait_for_nats: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Trust root JSON (origin, log keys, authority keys).
     #[arg(long)]
     trust: PathBuf,
@@ -70,14 +52,9 @@ fn config(args: Args) -> anyhow::Result<SequencerConfig> {
         .with_context(|| format!("reading log key {}", args.log_key.display()))?;
     let log_key = SignerKey::parse(key_text.trim())
         .with_context(|| format!("log key {}", args.log_key.display()))?;
-    let nats = NatsConfig {
-        url: args.nats_url,
-        user: args.nats_user,
-        password: args.nats_password,
-        creds_file: args.nats_creds,
-        wait: args.wait_for_nats,
-        client_name: Some(format!("stockpile-sequencer-{}", args.instance)),
-    };
+    let nats = args
+        .nats
+        .config(format!("stockpile-sequencer-{}", args.instance));
     let mut config = SequencerConfig::new(nats, trust, log_key);
     config.instance = args.instance;
     config.batch_max = args.batch;
