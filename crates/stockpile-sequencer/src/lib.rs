@@ -5,7 +5,8 @@
 //!
 //! # How it stays exactly-once
 //! - **Resume point from the ledger.** Each ledger message carries the SUBMISSIONS stream
-//!   sequence it came from (header [`SUBMISSION_SEQUENCE_HEADER`]). On start the sequencer
+//!   sequence it came from (header `Stockpile-Submission-Seq`,
+//!   [`stockpile_nats::topology::SUBMISSION_SEQUENCE_HEADER`]). On start the sequencer
 //!   replays LEDGER into a fresh appender (every entry re-admitted and re-encoded byte for
 //!   byte), takes the last header as the high-water mark `H`, and consumes SUBMISSIONS
 //!   from `H + 1`. Submissions at or below `H` are already in the ledger: they are
@@ -33,7 +34,7 @@ use stockpile_core::keys::SignerKey;
 use stockpile_ledger::appender::Appender;
 use stockpile_ledger::trust::TrustRoot;
 use stockpile_nats::NatsConfig;
-use stockpile_nats::topology::{Replicas, SUBMISSION_SEQUENCE_HEADER, ensure_topology};
+use stockpile_nats::topology::{Replicas, ensure_topology};
 
 pub use engine::Sequencer;
 
@@ -197,6 +198,3 @@ pub async fn run(
     tracing::info!(entries = sequencer.size(), "sequencer stopped");
     Ok(())
 }
-
-// Keep the header name visible in the docs above.
-const _: &str = SUBMISSION_SEQUENCE_HEADER;
