@@ -18,18 +18,10 @@ use stockpile_scenario::{Dataset, ScenarioConfig, Submission};
 use crate::support::events::{base_ledger, destroy, lot};
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, jetstream_as, ledger_size, start_sequencer, stockpile, wait_for_checkpoint,
-    wait_for_ledger_size,
+    Service, jetstream_as, ledger_size, runtime, start_sequencer, stockpile, verify_live,
+    wait_for_checkpoint, wait_for_ledger_size, wait_for_stream,
 };
 use crate::support::{ORIGIN, Record};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// The service whose subject carries a role's submissions (domain roles to the three
 /// emitting services, as deploy/nats grants them).
@@ -127,22 +119,6 @@ fn accepted_ids(entries: &[DecodedEntry]) -> BTreeMap<String, usize> {
     ids
 }
 
-fn verify_live(nats: &NatsServer, trust: &std::path::Path) -> (u8, String, String) {
-    let url = nats.url();
-    let password = nats.password("inspector").to_string();
-    stockpile(&[
-        "verify",
-        "--nats",
-        &url,
-        "--nats-user",
-        "inspector",
-        "--nats-password",
-        &password,
-        "--trust",
-        trust.to_str().expect("utf-8 path"),
-    ])
-}
-
 #[test]
 fn a_scenario_is_sequenced_once_verifies_and_exports() {
     let nats = NatsServer::start();
@@ -204,7 +180,7 @@ fn a_scenario_is_sequenced_once_verifies_and_exports() {
         entries.len() as u64,
         &[&sequencer],
     ));
-    let (code, out, err) = verify_live(&nats, &trust);
+    let (code, out, err) = verify_live(&nats, &trust, &[]);
     assert_eq!(code, 0, "verify --nats:\n{out}\n{err}");
     assert!(
         out.contains(&format!(
@@ -457,25 +433,10 @@ fn every_bad_input_class_becomes_a_rejection_record_and_the_sequencer_carries_on
         entries.len() as u64,
         &[&sequencer],
     ));
-    let (code, out, err) = verify_live(&nats, &trust);
+    let (code, out, err) = verify_live(&nats, &trust, &[]);
     assert_eq!(code, 0, "verify --nats:\n{out}\n{err}");
     drop(sequencer);
     let _ = ORIGIN;
-}
-
-/// Waits until the sequencer has created the topology.
-async fn wait_for_stream(js: &jetstream::Context, logs: &[&Service]) {
-    for _ in 0..200 {
-        if js.get_stream("SUBMISSIONS").await.is_ok() && js.get_stream("LEDGER").await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let logs: Vec<String> = logs.iter().map(|s| s.log_tail()).collect();
-    panic!(
-        "the sequencer did not create the streams:\n{}",
-        logs.join("\n----\n")
-    );
 }
 
 #[test]
@@ -528,7 +489,7 @@ fn two_sequencers_at_once_produce_one_linear_chain() {
         "the ledger holds exactly the submissions"
     );
     rt.block_on(wait_for_checkpoint(&js, entries.len() as u64, &[&a, &b]));
-    let (code, out, err) = verify_live(&nats, &trust);
+    let (code, out, err) = verify_live(&nats, &trust, &[]);
     assert_eq!(code, 0, "verify --nats:\n{out}\n{err}");
     let mut a = a;
     let mut b = b;
@@ -585,7 +546,7 @@ fn a_sequencer_killed_mid_batch_loses_and_duplicates_nothing() {
     let stored: BTreeSet<&[u8]> = entries.iter().map(|e| e.submission.as_ref()).collect();
     assert_eq!(published, stored);
     rt.block_on(wait_for_checkpoint(&js, total, &[&sequencer]));
-    let (code, out, err) = verify_live(&nats, &trust);
+    let (code, out, err) = verify_live(&nats, &trust, &[]);
     assert_eq!(code, 0, "verify --nats:\n{out}\n{err}");
     // Every submission was acknowledged in the end.
     rt.block_on(async {
@@ -617,46 +578,24 @@ fn a_sequencer_without_nats_says_why_or_waits() {
     // Wrong password: a clear message and a failing exit.
     let mut wrong = nats.config_for("sequencer");
     wrong.password = Some("not-the-password".into());
-    let mut bad = Service::start(
-        "sequencer-bad-password",
-        crate::support::system::binary("stockpile-sequencer"),
-        sequencer_args(dir.path(), &trust_json, &keys.log, &wrong.url, "sequencer"),
-        vec![("STOCKPILE_NATS_PASSWORD".into(), "not-the-password".into())],
+    assert_start_fails(
         dir.path(),
-    );
-    let code = bad.wait_exit(Duration::from_secs(20));
-    assert!(
-        matches!(code, Some(c) if c != 0),
-        "exit {code:?}: {}",
-        bad.log()
-    );
-    assert!(
-        bad.log().contains("refused the credentials"),
-        "{}",
-        bad.log()
+        "sequencer-bad-password",
+        sequencer_args(dir.path(), &trust_json, &keys.log, &wrong.url, "sequencer"),
+        "not-the-password",
+        "refused the credentials",
     );
 
     // Unreachable: a clear message, or with --wait-for-nats a wait that ends when the
     // server comes up.
     nats.kill();
     let password = nats.password("sequencer").to_string();
-    let mut unreachable = Service::start(
-        "sequencer-unreachable",
-        crate::support::system::binary("stockpile-sequencer"),
-        sequencer_args(dir.path(), &trust_json, &keys.log, &nats.url(), "sequencer"),
-        vec![("STOCKPILE_NATS_PASSWORD".into(), password.clone())],
+    assert_start_fails(
         dir.path(),
-    );
-    let code = unreachable.wait_exit(Duration::from_secs(20));
-    assert!(
-        matches!(code, Some(c) if c != 0),
-        "exit {code:?}: {}",
-        unreachable.log()
-    );
-    assert!(
-        unreachable.log().contains("cannot reach NATS"),
-        "{}",
-        unreachable.log()
+        "sequencer-unreachable",
+        sequencer_args(dir.path(), &trust_json, &keys.log, &nats.url(), "sequencer"),
+        &password,
+        "cannot reach NATS",
     );
 
     let mut args = sequencer_args(dir.path(), &trust_json, &keys.log, &nats.url(), "sequencer");
@@ -681,6 +620,30 @@ fn a_sequencer_without_nats_says_why_or_waits() {
         "a clean stop on SIGTERM: {}",
         waiting.log()
     );
+}
+
+/// Starts a sequencer that must exit by itself, non-zero, saying `message`.
+fn assert_start_fails(
+    dir: &std::path::Path,
+    name: &str,
+    args: Vec<String>,
+    password: &str,
+    message: &str,
+) {
+    let mut service = Service::start(
+        name,
+        crate::support::system::binary("stockpile-sequencer"),
+        args,
+        vec![("STOCKPILE_NATS_PASSWORD".into(), password.into())],
+        dir,
+    );
+    let code = service.wait_exit(Duration::from_secs(20));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exit {code:?}: {}",
+        service.log()
+    );
+    assert!(service.log().contains(message), "{}", service.log());
 }
 
 fn sequencer_args(

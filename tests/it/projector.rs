@@ -11,8 +11,8 @@ use stockpile_scenario::{Dataset, ScenarioConfig};
 
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, binary, http, jetstream_as, nats_args, start_sequencer, stockpile, wait_for_addr_file,
-    wait_for_checkpoint, wait_for_ledger_size,
+    Service, binary, http, jetstream_as, nats_args, runtime, start_sequencer, verify_live,
+    wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size, wait_for_stream,
 };
 
 #[test]
@@ -29,20 +29,11 @@ fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
     let keys = stockpile_scenario::ScenarioKeys::new(config.dataset, config.seed);
     let trust_json = keys.trust_root().to_json();
     let sequencer = start_sequencer(&nats, dir.path(), "main", &trust_json, &keys.log, &[]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let js = rt.block_on(jetstream_as(&nats, "admin"));
     let total = submissions.len() as u64;
     rt.block_on(async {
-        for _ in 0..200 {
-            if js.get_stream("SUBMISSIONS").await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_stream(&js, &[&sequencer]).await;
         for submission in &submissions {
             js.send_publish(
                 submit_subject("depot"),
@@ -187,20 +178,7 @@ fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
     )
     .unwrap();
     // The verifier's fold of the same ledger, from the streams.
-    let url = nats.url();
-    let password = nats.password("inspector").to_string();
-    let (code, out, err) = stockpile(&[
-        "verify",
-        "--nats",
-        &url,
-        "--nats-user",
-        "inspector",
-        "--nats-password",
-        &password,
-        "--trust",
-        trust.to_str().expect("utf-8"),
-        "--json",
-    ]);
+    let (code, out, err) = verify_live(&nats, &trust, &["--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
     assert_eq!(

@@ -17,17 +17,9 @@ use stockpile_scenario::{Dataset, ScenarioConfig, ScenarioKeys, Submission};
 
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, binary, http, jetstream_as, nats_args, start_sequencer, stockpile, wait_for_addr_file,
-    wait_for_checkpoint, wait_for_ledger_size, write_key,
+    Service, binary, http, jetstream_as, nats_args, runtime, start_sequencer, stockpile,
+    verify_live, wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size, write_key,
 };
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// One running emitting service and its HTTP address.
 struct Emitter {
@@ -239,19 +231,7 @@ fn the_three_services_emit_a_scenario_end_to_end() {
     let expected_ids: Vec<String> = events.iter().map(|(_, e)| e.event_id.clone()).collect();
     assert_eq!(ids, expected_ids, "every event once, in the order emitted");
     let trust = dir.path().join("trust-main.json");
-    let password = nats.password("inspector").to_string();
-    let url = nats.url();
-    let (code, out, err) = stockpile(&[
-        "verify",
-        "--nats",
-        &url,
-        "--nats-user",
-        "inspector",
-        "--nats-password",
-        &password,
-        "--trust",
-        trust.to_str().expect("utf-8"),
-    ]);
+    let (code, out, err) = verify_live(&nats, &trust, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains(&format!("({accepted} accepted, {rejected} rejected)")),

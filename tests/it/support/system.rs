@@ -356,3 +356,47 @@ pub fn wait_for_addr_file(path: &Path, service: &Service) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A two-thread runtime for the async parts of a synchronous test (the in-process CLI
+/// starts its own runtime, so tests stay synchronous and block on this one).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Waits until the sequencer has created the topology.
+pub async fn wait_for_stream(js: &jetstream::Context, logs: &[&Service]) {
+    for _ in 0..200 {
+        if js.get_stream("SUBMISSIONS").await.is_ok() && js.get_stream("LEDGER").await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs: Vec<String> = logs.iter().map(|s| s.log_tail()).collect();
+    panic!(
+        "the sequencer did not create the streams:\n{}",
+        logs.join("\n----\n")
+    );
+}
+
+/// `stockpile verify --nats` as the inspector, with `extra` flags (e.g. `--json`).
+pub fn verify_live(nats: &NatsServer, trust: &Path, extra: &[&str]) -> (u8, String, String) {
+    let url = nats.url();
+    let password = nats.password("inspector").to_string();
+    let mut args = vec![
+        "verify",
+        "--nats",
+        &url,
+        "--nats-user",
+        "inspector",
+        "--nats-password",
+        &password,
+        "--trust",
+        trust.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    stockpile(&args)
+}
