@@ -18,6 +18,8 @@
 //!   G, H) and its JSON, CSV and HTML renderings.
 //! - [`digest`]: the canonical JSON encoding and the SHA-256 digest of all views at a
 //!   position.
+//! - [`query`]: views by name and the answer to a query (shared by the projector's API
+//!   and `stockpile query`).
 //! - `render`: CSV and HTML escaping shared by the renderings.
 //!
 //! # Invariants
@@ -30,5 +32,6 @@
 pub mod article7;
 pub mod digest;
 pub mod fold;
+pub mod query;
 mod render;
 pub mod views;
