@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use stockpile_core::checkpoint::{Checkpoint, open_checkpoint};
 use stockpile_core::hash::Hash32;
+use stockpile_core::keys::VerifierKey;
 use stockpile_core::merkle::{MerkleTree, leaf_hash, verify_consistency};
 use stockpile_core::tlog_proof::TlogProof;
 use stockpile_proto::export_codec::ExportRecord;
@@ -33,9 +34,11 @@ pub enum ProveError {
     NoCheckpointCovers { index: u64 },
     #[error("the export has no verified checkpoint of size {size}; verified sizes: {available:?}")]
     NoCheckpointOfSize { size: u64, available: Vec<u64> },
+    #[error("the checkpoint of size {size} is beyond the {entries} entries held")]
+    CheckpointAhead { size: u64, entries: u64 },
     #[error("consistency needs an old size below the new one: {old} → {new}")]
     BadSizes { old: u64, new: u64 },
-    #[error("checkpoint of size {size} in the export does not verify: {problem}")]
+    #[error("checkpoint of size {size} does not verify: {problem}")]
     BadCheckpoint { size: u64, problem: String },
     #[error("the proof does not verify: {0}")]
     Invalid(String),
@@ -50,15 +53,33 @@ pub struct VerifiedCheckpoint {
     pub note: String,
 }
 
-/// An export loaded for proving: the Merkle tree of all entries and the verified
-/// checkpoints. Entry bytes are not kept, only the one asked for.
+/// Entries' Merkle tree and the checkpoints verified against it: what proofs are made
+/// from. Loaded from an export ([`ProofSource::load`]) or grown entry by entry
+/// ([`ProofSource::push_entry`], [`ProofSource::add_checkpoint`]) by a projector. Entry
+/// bytes are not kept, only the one asked for.
+#[derive(Debug, Clone, Default)]
 pub struct ProofSource {
     tree: MerkleTree,
+    /// By size; each one's signature, origin and root verified.
     checkpoints: Vec<VerifiedCheckpoint>,
     wanted_entry: Option<Bytes>,
 }
 
+/// What [`ProofSource::add_checkpoint`] did with a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointAdded {
+    /// Verified and kept.
+    Added { size: u64 },
+    /// The very same checkpoint was already kept.
+    AlreadyKnown { size: u64 },
+}
+
 impl ProofSource {
+    /// No entries, no checkpoints.
+    pub fn new() -> ProofSource {
+        ProofSource::default()
+    }
+
     /// Reads an export, verifying every checkpoint (trusted key, origin, root) so that no
     /// proof is ever issued against a checkpoint that does not match the entries. Keeps
     /// the bytes of entry `keep_entry`, if given.
@@ -74,40 +95,82 @@ impl ProofSource {
                 found: reader.origin().into(),
             });
         }
-        let mut tree = MerkleTree::new();
-        let mut checkpoints = Vec::new();
-        let mut wanted_entry = None;
+        let mut source = ProofSource::new();
         while let Some(record) = reader.next_record()? {
             match record {
                 ExportRecord::Entry(bytes) => {
-                    if keep_entry == Some(tree.size()) {
-                        wanted_entry = Some(bytes.clone());
+                    if keep_entry == Some(source.entries()) {
+                        source.wanted_entry = Some(bytes.clone());
                     }
-                    tree.push(leaf_hash(&bytes));
+                    source.push_entry(&bytes);
                 }
                 ExportRecord::Checkpoint(note) => {
-                    let (checkpoint, _) = open_checkpoint(&note, &trust.origin, &trust.log_keys)
-                        .map_err(|error| ProveError::BadCheckpoint {
-                            size: 0,
-                            problem: error.to_string(),
-                        })?;
-                    if tree.root_at(checkpoint.size).ok() != Some(checkpoint.root) {
-                        return Err(ProveError::BadCheckpoint {
-                            size: checkpoint.size,
-                            problem: "its root does not match the entries".into(),
-                        });
-                    }
-                    let note = String::from_utf8_lossy(&note).into_owned();
-                    checkpoints.push(VerifiedCheckpoint { checkpoint, note });
+                    source.add_checkpoint(&note, &trust.origin, &trust.log_keys)?;
                 }
                 ExportRecord::Header { .. } => {}
             }
         }
-        Ok(ProofSource {
-            tree,
-            checkpoints,
-            wanted_entry,
-        })
+        Ok(source)
+    }
+
+    /// Appends the next entry's leaf.
+    pub fn push_entry(&mut self, entry_bytes: &[u8]) {
+        self.tree.push(leaf_hash(entry_bytes));
+    }
+
+    /// Verifies a signed checkpoint note — a trusted log key, the origin, a size within
+    /// the entries held and the root of those entries — and keeps it. A different
+    /// checkpoint of a size already kept is refused (its root cannot match as well).
+    pub fn add_checkpoint(
+        &mut self,
+        note: &[u8],
+        origin: &str,
+        log_keys: &[VerifierKey],
+    ) -> Result<CheckpointAdded, ProveError> {
+        let (checkpoint, _) =
+            open_checkpoint(note, origin, log_keys).map_err(|error| ProveError::BadCheckpoint {
+                size: 0,
+                problem: error.to_string(),
+            })?;
+        let size = checkpoint.size;
+        if size > self.tree.size() {
+            return Err(ProveError::CheckpointAhead {
+                size,
+                entries: self.tree.size(),
+            });
+        }
+        if self.tree.root_at(size).ok() != Some(checkpoint.root) {
+            return Err(ProveError::BadCheckpoint {
+                size,
+                problem: "its root does not match the entries".into(),
+            });
+        }
+        let note = String::from_utf8_lossy(note).into_owned();
+        match self
+            .checkpoints
+            .binary_search_by_key(&size, |known| known.checkpoint.size)
+        {
+            Ok(position) if self.checkpoints[position].note == note => {
+                Ok(CheckpointAdded::AlreadyKnown { size })
+            }
+            // Same size and root, other signatures (a cosigned copy): keep the first.
+            Ok(_) => Ok(CheckpointAdded::AlreadyKnown { size }),
+            Err(position) => {
+                self.checkpoints
+                    .insert(position, VerifiedCheckpoint { checkpoint, note });
+                Ok(CheckpointAdded::Added { size })
+            }
+        }
+    }
+
+    /// The verified checkpoint of the largest size, if any.
+    pub fn latest_checkpoint(&self) -> Option<&VerifiedCheckpoint> {
+        self.checkpoints.last()
+    }
+
+    /// The root of the first `size` entries' tree.
+    pub fn root_at(&self, size: u64) -> Option<Hash32> {
+        self.tree.root_at(size).ok()
     }
 
     pub fn entries(&self) -> u64 {
@@ -123,7 +186,8 @@ impl ProofSource {
         self.wanted_entry.as_ref()
     }
 
-    fn checkpoint_of_size(&self, size: u64) -> Result<&VerifiedCheckpoint, ProveError> {
+    /// The verified checkpoint of `size`.
+    pub fn checkpoint_of_size(&self, size: u64) -> Result<&VerifiedCheckpoint, ProveError> {
         self.checkpoints
             .iter()
             .find(|c| c.checkpoint.size == size)

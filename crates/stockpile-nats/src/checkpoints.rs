@@ -52,8 +52,17 @@ pub async fn latest_checkpoint(
 
 /// Every checkpoint, in publication order.
 pub async fn all_checkpoints(js: &jetstream::Context) -> anyhow::Result<Vec<StoredCheckpoint>> {
+    checkpoints_from(js, 1, u64::MAX).await
+}
+
+/// At most `max` checkpoints from stream sequence `from_sequence` on, in publication order.
+pub async fn checkpoints_from(
+    js: &jetstream::Context,
+    from_sequence: u64,
+    max: u64,
+) -> anyhow::Result<Vec<StoredCheckpoint>> {
     let mut out = Vec::new();
-    crate::ledger::read_stream(js, CHECKPOINTS_STREAM, 1, |message| {
+    crate::ledger::read_stream_range(js, CHECKPOINTS_STREAM, from_sequence, max, |message| {
         let note = String::from_utf8(message.payload.to_vec())
             .with_context(|| format!("checkpoint {} is not UTF-8 text", message.sequence))?;
         out.push(StoredCheckpoint {

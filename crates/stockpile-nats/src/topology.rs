@@ -7,12 +7,13 @@
 //! | ledger | `LEDGER` | `stockpile.ledger.entries` | one message per entry; stream sequence = index + 1; nothing ever leaves |
 //! | checkpoints | `CHECKPOINTS` | `stockpile.ledger.checkpoints` | signed notes, sizes never decreasing |
 //! | receipts | KV `RECEIPTS` | `$KV.RECEIPTS.<key>.<seq>` | the first outcome of each (signing key, emitter sequence) |
+//! | projector views | consumer `projector-<replica>` on `LEDGER` | — | one durable pull consumer per projector replica, created by `admin` |
 //! | proofs | core request/reply | `stockpile.proof.inclusion` | the sequencer answers with a tlog-proof |
 
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, kv,
+    self, consumer, kv,
     stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
 };
 
@@ -141,6 +142,89 @@ pub fn receipts_config(replicas: Replicas) -> kv::Config {
         num_replicas: replicas.0,
         ..Default::default()
     }
+}
+
+/// Prefix of the durable consumers projectors read LEDGER through (`projector-<replica>`).
+pub const PROJECTOR_CONSUMER_PREFIX: &str = "projector-";
+/// How long a delivered ledger message may stay unacknowledged before redelivery. A
+/// projector acknowledges a batch once it is committed and flushed to its store.
+pub const PROJECTOR_ACK_WAIT: Duration = Duration::from_secs(60);
+/// Most ledger messages delivered to one projector and not yet acknowledged: bounds what
+/// is in flight to a replica.
+pub const PROJECTOR_MAX_ACK_PENDING: i64 = 8_192;
+
+/// The durable consumer of projector replica `replica`: pull, explicit acknowledgement
+/// of everything up to a message (`AckPolicy::All`, one acknowledgement per batch), every
+/// entry from the first. No deliver subject: nothing is pushed anywhere.
+pub fn projector_consumer_config(replica: &str) -> anyhow::Result<consumer::pull::Config> {
+    let name = projector_consumer_name(replica)?;
+    Ok(consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        name: Some(name),
+        description: Some(format!("views of projector replica {replica}")),
+        filter_subject: LEDGER_SUBJECT.into(),
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_policy: consumer::AckPolicy::All,
+        ack_wait: PROJECTOR_ACK_WAIT,
+        max_ack_pending: PROJECTOR_MAX_ACK_PENDING,
+        ..Default::default()
+    })
+}
+
+/// `projector-<replica>`, if `replica` is a valid consumer-name fragment.
+pub fn projector_consumer_name(replica: &str) -> anyhow::Result<String> {
+    let valid = !replica.is_empty()
+        && replica.len() <= 64
+        && replica
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        bail!("projector replica name {replica:?} must be 1 to 64 letters, digits, '-' or '_'");
+    }
+    Ok(format!("{PROJECTOR_CONSUMER_PREFIX}{replica}"))
+}
+
+/// Creates the durable consumer of projector replica `replica` if it is missing (needs a
+/// user that may create consumers: `admin`, see deploy/nats/README.md), and checks that
+/// an existing one is a pull consumer of the ledger subject.
+pub async fn ensure_projector_consumer(
+    js: &jetstream::Context,
+    replica: &str,
+) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
+    let config = projector_consumer_config(replica)?;
+    let name = config.durable_name.clone().unwrap_or_default();
+    let stream = js
+        .get_stream(LEDGER_STREAM)
+        .await
+        .with_context(|| format!("opening stream {LEDGER_STREAM}"))?;
+    let mut consumer = stream
+        .get_or_create_consumer(&name, config)
+        .await
+        .with_context(|| format!("creating or opening consumer {name} on {LEDGER_STREAM}"))?;
+    let info = consumer
+        .info()
+        .await
+        .with_context(|| format!("reading consumer {name}"))?;
+    check_projector_consumer(&name, &info.config)?;
+    Ok(consumer)
+}
+
+/// An existing consumer that pushes, filters other subjects or acknowledges otherwise
+/// is not one a projector may rely on.
+pub fn check_projector_consumer(name: &str, config: &consumer::Config) -> anyhow::Result<()> {
+    if config.deliver_subject.is_some() {
+        bail!("consumer {name} is a push consumer; a projector needs a pull consumer");
+    }
+    if !(config.filter_subject.is_empty() || config.filter_subject == LEDGER_SUBJECT) {
+        bail!(
+            "consumer {name} filters {:?}, not {LEDGER_SUBJECT}",
+            config.filter_subject
+        );
+    }
+    if config.ack_policy == consumer::AckPolicy::None {
+        bail!("consumer {name} does not take acknowledgements");
+    }
+    Ok(())
 }
 
 /// Creates the streams and the bucket, or checks that existing ones keep the properties

@@ -1,212 +1,442 @@
-//! The projector's read-only JSON API over its views.
+//! The projector's read-only HTTP API: views, lot history, the Article 7 report, signed
+//! checkpoints, inclusion and consistency proofs, status, readiness and metrics.
 //!
-//! Every answer names the ledger position it reflects (`as_of_index`). Unknown lots get a
-//! 404 and malformed parameters a 400, both as JSON `{"error": ...}`.
+//! Described by `openapi.json` (served at `/openapi.json`); a test keeps the document
+//! and [`routes`] in step. Every view names the ledger position it reflects
+//! (`as_of_index`, `entries`, `head_link`) and can be asked "as of" an earlier index or
+//! a verified checkpoint. Errors are JSON `{"error": ...}`: 404 for an unknown lot,
+//! entry, checkpoint or route, 400 for malformed parameters.
 
-use std::sync::{Arc, RwLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use serde_json::json;
-use stockpile_core::time::Date;
+use stockpile_ledger::prove::ProveError;
 use stockpile_views::article7::{Article7Config, article7_report, year_end};
 use stockpile_views::fold::ViewFold;
-use stockpile_views::views;
+use stockpile_views::query::{QueryError, ViewQuery, answer};
 
-use crate::engine::Projector;
+use crate::Shared;
 
-/// The projector shared between the folding loop (writer) and the API (readers).
-pub type SharedProjector = Arc<RwLock<Projector>>;
+/// The OpenAPI document of this API.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+/// Folds of earlier positions kept for reuse (each costs a fold from entry 0).
+pub const AS_OF_CACHE_FOLDS: usize = 4;
+/// Folds of earlier positions computed at once; further requests wait their turn.
+pub const AS_OF_FOLDS_CONCURRENT: usize = 2;
 
 #[derive(Clone)]
 struct App {
-    projector: SharedProjector,
+    shared: Arc<Shared>,
     article7: Arc<Article7Config>,
+    /// Recently computed folds of earlier positions, newest last.
+    folds: Arc<Mutex<VecDeque<Arc<ViewFold>>>>,
+    folding: Arc<tokio::sync::Semaphore>,
+}
+
+/// Every route: path and handler. [`router`] serves exactly these, and the OpenAPI test
+/// compares their paths with the document's.
+fn routes() -> Vec<(&'static str, MethodRouter<App>)> {
+    vec![
+        ("/health", get(health)),
+        ("/ready", get(ready)),
+        ("/metrics", get(metrics)),
+        ("/openapi.json", get(openapi)),
+        ("/v1/status", get(status)),
+        ("/v1/summary", view_route("summary")),
+        ("/v1/stockpile", view_route("stockpile")),
+        ("/v1/lots", view_route("lots")),
+        ("/v1/lots/{lot_id}", get(lot)),
+        ("/v1/retained", view_route("retained")),
+        (
+            "/v1/destruction-progress",
+            view_route("destruction-progress"),
+        ),
+        ("/v1/transfers", view_route("transfers")),
+        ("/v1/in-transit", view_route("in-transit")),
+        ("/v1/material-balance", view_route("material-balance")),
+        ("/v1/flags", view_route("flags")),
+        ("/v1/reports/article7/{year}", get(report_article7)),
+        ("/v1/checkpoint", get(latest_checkpoint)),
+        ("/v1/checkpoints", get(checkpoints)),
+        ("/v1/checkpoints/{size}", get(checkpoint)),
+        ("/v1/entries/{index}", get(entry)),
+        ("/v1/proofs/inclusion/{index}", get(inclusion_proof)),
+        ("/v1/proofs/consistency", get(consistency_proof)),
+    ]
+}
+
+/// The paths the API serves, in the OpenAPI document's template syntax.
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
 }
 
 /// The API's routes.
-pub fn router(projector: SharedProjector, article7: Article7Config) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/v1/summary", get(summary))
-        .route("/v1/stockpile", get(stockpile))
-        .route("/v1/lots", get(lot_ids))
-        .route("/v1/lots/{lot_id}", get(lot))
-        .route("/v1/retained", get(retained))
-        .route("/v1/destruction-progress", get(destruction_progress))
-        .route("/v1/transfers", get(transfers))
-        .route("/v1/in-transit", get(in_transit))
-        .route("/v1/material-balance", get(material_balance))
-        .route("/v1/flags", get(flags))
-        .route("/v1/reports/article7/{year}", get(report_article7))
-        .fallback(not_found)
-        .with_state(App {
-            projector,
-            article7: Arc::new(article7),
+pub fn router(shared: Arc<Shared>, article7: Article7Config) -> Router {
+    let app = App {
+        shared,
+        article7: Arc::new(article7),
+        folds: Arc::new(Mutex::new(VecDeque::new())),
+        folding: Arc::new(tokio::sync::Semaphore::new(AS_OF_FOLDS_CONCURRENT)),
+    };
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
         })
+        .fallback(not_found)
+        .with_state(app)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// An error answer: a status and a sentence, sent as JSON `{"error": ...}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
 }
 
-async fn not_found() -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+fn internal(problem: anyhow::Error) -> ApiError {
+    tracing::error!("serving a request: {problem:#}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, format!("{problem:#}"))
+}
+
+async fn not_found() -> ApiError {
     error(
         StatusCode::NOT_FOUND,
-        "no such route; see /v1/stockpile, /v1/lots, /v1/reports/article7/{year}",
+        "no such route; the routes are listed in /openapi.json",
     )
 }
 
-/// The folding loop panicked while holding the lock: nothing consistent to serve.
-struct Stopped;
-
-impl IntoResponse for Stopped {
-    fn into_response(self) -> Response {
-        error(StatusCode::INTERNAL_SERVER_ERROR, "the projector stopped")
-    }
+/// A decimal path or query number, or a 400 naming the parameter.
+fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| bad_request(format!("{name} {text:?} is not a valid number")))
 }
 
-/// Runs `view` on the current fold under the read lock.
-fn with_fold<T>(app: &App, view: impl FnOnce(&ViewFold) -> T) -> Result<T, Stopped> {
-    let projector = app.projector.read().map_err(|_| Stopped)?;
-    Ok(view(projector.fold()))
+/// Query parameters, refused whole (400) when malformed or unknown.
+fn params<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(params)| params)
+        .map_err(|rejection| bad_request(rejection.body_text()))
 }
 
-fn json_view<T: serde::Serialize>(result: Result<T, Stopped>) -> Response {
-    match result {
-        Ok(view) => axum::Json(view).into_response(),
-        Err(stopped) => stopped.into_response(),
-    }
-}
-
-/// The date views that count days use: the date of the last entry (so answers depend
-/// on the ledger alone, not on the server's clock).
-fn ledger_today(fold: &ViewFold) -> Date {
-    fold.today()
-        .unwrap_or(Date::from_ymd(1970, 1, 1).expect("a valid date"))
-}
+// ---------------------------------------------------------------------------------------
+// Health, readiness, status, metrics
 
 async fn health() -> &'static str {
     "ok"
 }
 
+/// 200 when the views are within reach of the ledger's end and the ledger answered
+/// recently; 503 with the reason otherwise.
 async fn ready(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, |fold| json!({ "entries": fold.entries() })))
-}
-
-async fn summary(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, |fold| {
-        json!({
-            "as_of_index": fold.last_index(),
-            "entries": fold.entries(),
-            "summary": fold.compliance().summary(),
-        })
-    }))
-}
-
-async fn stockpile(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, views::stockpile))
-}
-
-async fn lot_ids(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, views::lot_ids))
-}
-
-async fn lot(State(app): State<App>, Path(lot_id): Path<String>) -> Response {
-    match with_fold(&app, |fold| views::lot(fold, &lot_id)) {
-        Ok(Some(view)) => axum::Json(view).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no lot {lot_id:?} in the ledger"),
-        ),
-        Err(stopped) => stopped.into_response(),
+    let applied = app.shared.read().map(|p| p.next_index()).unwrap_or(0);
+    match app.shared.readiness() {
+        Ok(()) => axum::Json(json!({ "ready": true, "entries": applied })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "entries": applied, "reason": reason })),
+        )
+            .into_response(),
     }
 }
 
-async fn retained(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, views::retained))
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.shared.metrics.render(),
+    )
+        .into_response()
 }
 
-async fn destruction_progress(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, |fold| {
-        views::destruction_progress(fold, ledger_today(fold))
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// Where the views stand against the ledger, the checkpoints held and refused, rebuilds.
+async fn status(State(app): State<App>) -> Result<Response, ApiError> {
+    let status = app.shared.status();
+    let ready = app.shared.readiness();
+    let projector = app.shared.read().map_err(internal)?;
+    let refused = projector.store().refused_checkpoints().map_err(internal)?;
+    let applied = projector.next_index();
+    let latest = projector.proofs().latest_checkpoint().map(|latest| {
+        json!({
+            "size": latest.checkpoint.size,
+            "root_hash": latest.checkpoint.root.to_base64(),
+        })
+    });
+    Ok(axum::Json(json!({
+        "replica": app.shared.replica,
+        "origin": projector.trust().origin,
+        "applied_entries": applied,
+        "ledger_entries": status.ledger_entries,
+        "lag_entries": status.ledger_entries.map(|size| size.saturating_sub(applied)),
+        "last_contact_ms_ago": status.last_contact.map(|at| at.elapsed().as_millis() as u64),
+        "last_error": status.last_error,
+        "ready": ready.is_ok(),
+        "not_ready_because": ready.err(),
+        "rebuilding": status.rebuilding,
+        "last_rebuild": status.last_rebuild,
+        "checkpoints": {
+            "verified": projector.proofs().checkpoints().len(),
+            "latest": latest,
+            "refused": refused.len(),
+            "refused_recent": refused
+                .iter()
+                .rev()
+                .take(crate::REFUSED_LISTED_MAX)
+                .map(|(sequence, reason)| json!({ "sequence": sequence, "reason": reason }))
+                .collect::<Vec<_>>(),
+        },
     }))
+    .into_response())
 }
 
-async fn transfers(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, views::transfers))
+// ---------------------------------------------------------------------------------------
+// Views, as of now or earlier
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewParams {
+    /// Fold through this entry index.
+    as_of_index: Option<String>,
+    /// Fold through the entries of the verified checkpoint of this size.
+    as_of_checkpoint: Option<String>,
+    /// Material balance over one calendar year.
+    year: Option<String>,
 }
 
-async fn in_transit(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, |fold| {
-        views::in_transit(fold, ledger_today(fold))
-    }))
+/// Where a view is asked for.
+enum Position {
+    Now,
+    /// Through this index (inclusive).
+    Index(u64),
 }
 
-async fn material_balance(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, |fold| views::material_balance(fold, None)))
+fn position(app: &App, params: &ViewParams) -> Result<Position, ApiError> {
+    let applied = app.shared.read().map_err(internal)?.next_index();
+    match (&params.as_of_index, &params.as_of_checkpoint) {
+        (Some(_), Some(_)) => Err(bad_request(
+            "give as_of_index or as_of_checkpoint, not both",
+        )),
+        (Some(index), None) => {
+            let index: u64 = number("as_of_index", index)?;
+            if index >= applied {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    format!("entry {index} is not in the views: they hold {applied} entries"),
+                ));
+            }
+            Ok(if index + 1 == applied {
+                Position::Now
+            } else {
+                Position::Index(index)
+            })
+        }
+        (None, Some(size)) => {
+            let size: u64 = number("as_of_checkpoint", size)?;
+            let projector = app.shared.read().map_err(internal)?;
+            let held = projector.proofs().checkpoint_of_size(size);
+            if held.is_err() || size == 0 {
+                let latest = projector
+                    .proofs()
+                    .latest_checkpoint()
+                    .map(|latest| latest.checkpoint.size);
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    format!("no verified checkpoint of size {size}; the latest is {latest:?}"),
+                ));
+            }
+            Ok(if size == applied {
+                Position::Now
+            } else {
+                Position::Index(size - 1)
+            })
+        }
+        (None, None) => Ok(Position::Now),
+    }
 }
 
-async fn flags(State(app): State<App>) -> Response {
-    json_view(with_fold(&app, views::flags))
+/// The fold through `index`: from the cache, or folded from the store (off the async
+/// threads, a bounded number at once).
+async fn fold_at(app: &App, index: u64) -> Result<Arc<ViewFold>, ApiError> {
+    let cached = |app: &App| {
+        app.folds.lock().ok().and_then(|folds| {
+            folds
+                .iter()
+                .find(|fold| fold.last_index() == Some(index))
+                .cloned()
+        })
+    };
+    if let Some(fold) = cached(app) {
+        return Ok(fold);
+    }
+    let _turn = app
+        .folding
+        .acquire()
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the projector is stopping"))?;
+    // Someone may have folded it while this request waited.
+    if let Some(fold) = cached(app) {
+        return Ok(fold);
+    }
+    let history = app.shared.read().map_err(internal)?.history();
+    let fold = tokio::task::spawn_blocking(move || history.fold_at(index))
+        .await
+        .map_err(|joined| internal(anyhow::anyhow!("folding failed: {joined}")))?
+        .map_err(internal)?;
+    let fold = Arc::new(fold);
+    if let Ok(mut folds) = app.folds.lock() {
+        if folds.len() == AS_OF_CACHE_FOLDS {
+            folds.pop_front();
+        }
+        folds.push_back(fold.clone());
+    }
+    Ok(fold)
 }
+
+fn view_route(name: &'static str) -> MethodRouter<App> {
+    get(
+        move |State(app): State<App>,
+              query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>| async move {
+            view(app, name, None, query).await
+        },
+    )
+}
+
+async fn lot(
+    State(app): State<App>,
+    Path(lot_id): Path<String>,
+    query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    view(app, "lot", Some(lot_id), query).await
+}
+
+async fn view(
+    app: App,
+    name: &str,
+    lot_id: Option<String>,
+    query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match answer_view(&app, name, lot_id.as_deref(), query).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn answer_view(
+    app: &App,
+    name: &str,
+    lot_id: Option<&str>,
+    query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<serde_json::Value, ApiError> {
+    let params = params(query)?;
+    let year = match &params.year {
+        Some(_) if name != "material-balance" => {
+            return Err(bad_request("year applies to the material balance only"));
+        }
+        Some(year) => Some(number::<i32>("year", year)?),
+        None => None,
+    };
+    let query =
+        ViewQuery::parse(name, lot_id, year).map_err(|problem| bad_request(problem.to_string()))?;
+    let answered = match position(app, &params)? {
+        Position::Now => {
+            let projector = app.shared.read().map_err(internal)?;
+            answer(projector.fold(), &query)
+        }
+        Position::Index(index) => answer(&*fold_at(app, index).await?, &query),
+    };
+    answered.map_err(|problem| match problem {
+        QueryError::UnknownLot(_) => error(StatusCode::NOT_FOUND, problem.to_string()),
+        _ => bad_request(problem.to_string()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Article 7
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReportQuery {
+struct ReportParams {
     format: Option<String>,
 }
 
-/// The Article 7 report for a year, folded from the stored entries up to 31 December.
+/// The Article 7 report for a year, folded from the stored entries recorded up to
+/// 31 December.
 async fn report_article7(
     State(app): State<App>,
     Path(year): Path<String>,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(year) = year.parse::<i32>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("year {year:?} is not a number"),
-        );
-    };
-    let Some(last_date) = year_end(year) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("year {year} is out of range"),
-        );
-    };
-    let format = match query {
-        Ok(Query(query)) => query.format.unwrap_or_else(|| "json".into()),
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    if !matches!(format.as_str(), "json" | "csv" | "html") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("format {format:?} is not one of json, csv, html"),
-        );
+    match article7(&app, &year, query).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
     }
-    let report = {
-        let Ok(projector) = app.projector.read() else {
-            return Stopped.into_response();
-        };
-        let fold = match projector.fold_through(last_date) {
-            Ok(fold) => fold,
-            Err(problem) => {
-                return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{problem:#}"));
-            }
-        };
-        article7_report(&fold, year, &app.article7, None)
+}
+
+async fn article7(
+    app: &App,
+    year: &str,
+    query: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let year: i32 = number("year", year)?;
+    let last_date =
+        year_end(year).ok_or_else(|| bad_request(format!("year {year} is out of range")))?;
+    let format = params(query)?.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "html") {
+        return Err(bad_request(format!(
+            "format {format:?} is not one of json, csv, html"
+        )));
+    }
+    let history = app.shared.read().map_err(internal)?.history();
+    let through = tokio::task::spawn_blocking(move || history.entries_through(last_date))
+        .await
+        .map_err(|joined| internal(anyhow::anyhow!("{joined}")))?
+        .map_err(internal)?;
+    let fold = match through {
+        0 => Arc::new(app.shared.read().map_err(internal)?.history().empty_fold()),
+        entries if entries == app.shared.read().map_err(internal)?.next_index() => {
+            // The whole ledger so far: the live fold (copied out under the lock).
+            Arc::new(app.shared.read().map_err(internal)?.fold().snapshot())
+        }
+        entries => fold_at(app, entries - 1).await?,
     };
-    let report = match report {
-        Ok(report) => report,
-        Err(problem) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("{problem:?}")),
-    };
-    match format.as_str() {
+    let report = article7_report(&fold, year, &app.article7, None)
+        .map_err(|problem| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{problem:?}")))?;
+    Ok(match format.as_str() {
         "csv" => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             report.to_csv(),
@@ -222,5 +452,191 @@ async fn report_article7(
             report.to_json(),
         )
             .into_response(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints, entries and proofs
+
+fn note_response(note: &str, filename: &str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{filename}\""),
+            ),
+        ],
+        note.to_string(),
+    )
+        .into_response()
+}
+
+/// The latest signed checkpoint verified against the applied entries (C2SP
+/// tlog-checkpoint note).
+async fn latest_checkpoint(State(app): State<App>) -> Result<Response, ApiError> {
+    let projector = app.shared.read().map_err(internal)?;
+    let latest = projector
+        .proofs()
+        .latest_checkpoint()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no verified checkpoint yet"))?;
+    Ok(note_response(
+        &latest.note,
+        &format!("checkpoint-{}.txt", latest.checkpoint.size),
+    ))
+}
+
+async fn checkpoints(State(app): State<App>) -> Result<Response, ApiError> {
+    let projector = app.shared.read().map_err(internal)?;
+    let sizes: Vec<_> = projector
+        .proofs()
+        .checkpoints()
+        .iter()
+        .map(|held| {
+            json!({
+                "size": held.checkpoint.size,
+                "root_hash": held.checkpoint.root.to_base64(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "checkpoints": sizes })).into_response())
+}
+
+async fn checkpoint(
+    State(app): State<App>,
+    Path(size): Path<String>,
+) -> Result<Response, ApiError> {
+    let size: u64 = number("size", &size)?;
+    let projector = app.shared.read().map_err(internal)?;
+    let held = projector
+        .proofs()
+        .checkpoint_of_size(size)
+        .map_err(|problem| error(StatusCode::NOT_FOUND, problem.to_string()))?;
+    Ok(note_response(&held.note, &format!("checkpoint-{size}.txt")))
+}
+
+/// The bytes of one applied entry, exactly as in the ledger (what a proof is checked
+/// against).
+async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<Response, ApiError> {
+    let index: u64 = number("index", &index)?;
+    let bytes = app
+        .shared
+        .read()
+        .map_err(internal)?
+        .store()
+        .entry(index)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("entry {index} is not in the views"),
+            )
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"entry-{index}.bin\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionParams {
+    /// Prove against the verified checkpoint of this size (default: the latest).
+    checkpoint: Option<String>,
+}
+
+/// A C2SP tlog-proof of one entry against a verified checkpoint.
+async fn inclusion_proof(
+    State(app): State<App>,
+    Path(index): Path<String>,
+    query: Result<Query<InclusionParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let index: u64 = number("index", &index)?;
+    let size = match params(query)?.checkpoint {
+        Some(size) => Some(number::<u64>("checkpoint", &size)?),
+        None => None,
+    };
+    let proof = app
+        .shared
+        .read()
+        .map_err(internal)?
+        .proofs()
+        .inclusion(index, size)
+        .map_err(proof_error)?
+        .to_string();
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"entry-{index}.tlog-proof\""),
+            ),
+        ],
+        proof,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyParams {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A consistency proof between two verified checkpoints (the `stockpile prove
+/// consistency` file: both signed notes and the RFC 6962 proof).
+async fn consistency_proof(
+    State(app): State<App>,
+    query: Result<Query<ConsistencyParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    {
+        let params = params(query)?;
+        let from: u64 = number(
+            "from",
+            params
+                .from
+                .as_deref()
+                .ok_or_else(|| bad_request("from (the older checkpoint's size) is required"))?,
+        )?;
+        let projector = app.shared.read().map_err(internal)?;
+        let to = match params.to {
+            Some(to) => number("to", &to)?,
+            None => projector
+                .proofs()
+                .latest_checkpoint()
+                .map(|latest| latest.checkpoint.size)
+                .ok_or_else(|| error(StatusCode::NOT_FOUND, "no verified checkpoint yet"))?,
+        };
+        let file = projector
+            .proofs()
+            .consistency(from, to)
+            .map_err(proof_error)?;
+        Ok(axum::Json(file).into_response())
+    }
+}
+
+fn proof_error(problem: ProveError) -> ApiError {
+    match problem {
+        ProveError::NoSuchEntry { .. }
+        | ProveError::NoCheckpointCovers { .. }
+        | ProveError::NoCheckpointOfSize { .. } => {
+            error(StatusCode::NOT_FOUND, problem.to_string())
+        }
+        ProveError::BadSizes { .. } => bad_request(problem.to_string()),
+        other => internal(anyhow::anyhow!(other)),
     }
 }

@@ -1,5 +1,6 @@
-//! The projector's core: a view fold in memory and its sled store, advanced one batch at
-//! a time. No network here; [`crate::run`] feeds it from LEDGER.
+//! The projector's core: a view fold in memory, the Merkle tree and verified checkpoints
+//! that proofs are made from, and the sled store that mirrors them, advanced one batch at
+//! a time. No network here; [`crate::run`] feeds it from LEDGER and CHECKPOINTS.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,9 @@ use bytes::Bytes;
 use serde_json::json;
 use stockpile_core::ledger::AuthorityKey;
 use stockpile_core::time::Date;
-use stockpile_views::fold::ViewFold;
+use stockpile_ledger::prove::{CheckpointAdded, ProofSource, ProveError};
+use stockpile_ledger::trust::TrustRoot;
+use stockpile_views::fold::{ViewFold, entry_recorded_at};
 
 use crate::store::{Batch, ViewStore};
 
@@ -20,24 +23,39 @@ pub const LOT_DOC_PREFIX: &str = "lot/";
 
 /// A fold and the store that mirrors it.
 pub struct Projector {
-    origin: String,
+    trust: TrustRoot,
     authority_keys: Vec<AuthorityKey>,
     fold: ViewFold,
     store: ViewStore,
+    /// Leaves of every applied entry and the checkpoints verified against them.
+    proofs: ProofSource,
     /// Length of each lot's history when its document was last written.
     written_history: BTreeMap<String, usize>,
 }
 
+/// What became of a checkpoint offered to the projector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointOffer {
+    /// Verified against the trusted log keys and the applied entries' root, and stored.
+    Verified { size: u64 },
+    /// Already held.
+    Known { size: u64 },
+    /// Covers entries not applied yet: offer it again later.
+    Ahead { size: u64 },
+    /// Does not verify (wrong key, origin or root: a forged or equivocating checkpoint).
+    /// Recorded as refused; never served.
+    Refused { reason: String },
+}
+
 impl Projector {
     /// Opens the store at `path` and refolds the entries it holds, so the in-memory fold
-    /// stands exactly where the tracking record says.
-    pub fn open(
-        path: &Path,
-        origin: &str,
-        authority_keys: &[AuthorityKey],
-    ) -> anyhow::Result<Projector> {
-        let store = ViewStore::open(path, origin)?;
-        let mut fold = ViewFold::new(origin, authority_keys);
+    /// and tree stand exactly where the tracking record says; re-verifies the stored
+    /// checkpoints.
+    pub fn open(path: &Path, trust: &TrustRoot) -> anyhow::Result<Projector> {
+        let store = ViewStore::open(path, &trust.origin)?;
+        let authority_keys = trust.ledger_authority_keys();
+        let mut fold = ViewFold::new(trust.origin.as_str(), &authority_keys);
+        let mut proofs = ProofSource::new();
         let next = store.next_index()?;
         for item in store.entries_from(0) {
             let (index, bytes) = item?;
@@ -47,17 +65,27 @@ impl Projector {
             );
             fold.apply(&bytes)
                 .with_context(|| format!("refolding stored entry {index}"))?;
+            proofs.push_entry(&bytes);
         }
         anyhow::ensure!(
             fold.entries() == next,
             "the store holds {} entries but its tracking record says {next}",
             fold.entries()
         );
+        for item in store.checkpoints() {
+            let (size, note) = item?;
+            proofs
+                .add_checkpoint(&note, &trust.origin, &trust.log_keys)
+                .with_context(|| {
+                    format!("the stored checkpoint of size {size} no longer verifies")
+                })?;
+        }
         let mut projector = Projector {
-            origin: origin.to_string(),
-            authority_keys: authority_keys.to_vec(),
+            trust: trust.clone(),
+            authority_keys,
             fold,
             store,
+            proofs,
             written_history: BTreeMap::new(),
         };
         for lot in projector.fold.compliance().lots() {
@@ -85,28 +113,50 @@ impl Projector {
         &self.store
     }
 
+    pub fn trust(&self) -> &TrustRoot {
+        &self.trust
+    }
+
+    /// The tree and verified checkpoints proofs are made from.
+    pub fn proofs(&self) -> &ProofSource {
+        &self.proofs
+    }
+
+    /// What folds of earlier positions are computed from, detached from the projector's
+    /// lock (the store is shared, not copied).
+    pub fn history(&self) -> History {
+        History {
+            store: self.store.clone(),
+            origin: self.trust.origin.clone(),
+            authority_keys: self.authority_keys.clone(),
+            entries: self.next_index(),
+        }
+    }
+
     /// A fresh fold of the stored entries recorded on or before `last_date` (the
     /// position an Article 7 report for that year is computed at).
     pub fn fold_through(&self, last_date: Date) -> anyhow::Result<ViewFold> {
-        let mut fold = ViewFold::new(self.origin.as_str(), &self.authority_keys);
-        for item in self.store.entries_from(0) {
-            let (index, bytes) = item?;
-            if fold
-                .apply_through(&bytes, last_date)
-                .with_context(|| format!("refolding stored entry {index}"))?
-                .is_none()
-            {
-                break;
-            }
+        let history = self.history();
+        match history.entries_through(last_date)? {
+            0 => Ok(history.empty_fold()),
+            entries => history.fold_at(entries - 1),
         }
-        Ok(fold)
     }
 
     /// Folds a batch of consecutive entries and commits them with the documents they
-    /// changed and the tracking record, atomically. Entries at or below the tracking
-    /// record (a redelivery) are skipped. On a fold error nothing is committed and the
-    /// projector must be reopened (its fold may be ahead of the store).
+    /// changed and the tracking record, atomically, and flushes. Entries below the
+    /// tracking record (a redelivery) are skipped. On a fold error nothing is committed
+    /// and the projector must be reopened (its fold may be ahead of the store).
     pub fn apply_batch(&mut self, entries: Vec<(u64, Bytes)>) -> anyhow::Result<u64> {
+        let applied = self.write_batch(entries)?;
+        self.flush()?;
+        Ok(applied)
+    }
+
+    /// [`Projector::apply_batch`] without the flush: the batch is committed in sled's
+    /// memory and reaches the disk with the next flush. The caller flushes before it
+    /// acknowledges (split only so that crash tests can stop in between).
+    pub fn write_batch(&mut self, entries: Vec<(u64, Bytes)>) -> anyhow::Result<u64> {
         let next = self.next_index();
         let entries: Vec<(u64, Bytes)> = entries
             .into_iter()
@@ -115,19 +165,65 @@ impl Projector {
         if entries.is_empty() {
             return Ok(0);
         }
-        for (index, bytes) in &entries {
+        for (offset, (index, bytes)) in entries.iter().enumerate() {
+            anyhow::ensure!(
+                *index == next + offset as u64,
+                "entry {index} does not follow entry {}",
+                next + offset as u64 - 1
+            );
             self.fold
                 .apply(bytes)
                 .with_context(|| format!("folding ledger entry {index}"))?;
+            self.proofs.push_entry(bytes);
         }
         let documents = self.changed_documents()?;
         let count = entries.len() as u64;
-        self.store.commit(&Batch {
+        self.store.write(&Batch {
             entries,
             documents,
             removed: Vec::new(),
         })?;
         Ok(count)
+    }
+
+    /// Makes everything written durable.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.store.flush()
+    }
+
+    /// Offers the checkpoint stored at `sequence` of CHECKPOINTS. A verified or refused
+    /// one is recorded with the stream position read (so it is not read again); one
+    /// ahead of the applied entries is left for later.
+    pub fn offer_checkpoint(
+        &mut self,
+        sequence: u64,
+        note: &[u8],
+    ) -> anyhow::Result<CheckpointOffer> {
+        let offer = match self
+            .proofs
+            .add_checkpoint(note, &self.trust.origin, &self.trust.log_keys)
+        {
+            Ok(CheckpointAdded::Added { size }) => CheckpointOffer::Verified { size },
+            Ok(CheckpointAdded::AlreadyKnown { size }) => CheckpointOffer::Known { size },
+            Err(ProveError::CheckpointAhead { size, .. }) => {
+                return Ok(CheckpointOffer::Ahead { size });
+            }
+            Err(problem) => CheckpointOffer::Refused {
+                reason: problem.to_string(),
+            },
+        };
+        match &offer {
+            CheckpointOffer::Verified { size } => {
+                self.store
+                    .record_checkpoint(sequence, Some((*size, note)), None)?
+            }
+            CheckpointOffer::Refused { reason } => {
+                self.store
+                    .record_checkpoint(sequence, None, Some(reason.as_str()))?
+            }
+            _ => self.store.record_checkpoint(sequence, None, None)?,
+        }
+        Ok(offer)
     }
 
     /// Documents of lots whose history grew, and the summary.
@@ -165,5 +261,70 @@ impl Projector {
             serde_json::to_vec(&summary).context("serializing the summary")?,
         ));
         Ok(documents)
+    }
+}
+
+/// The applied entries as of one moment, for folding earlier positions without holding
+/// the projector: entries below `entries` never change once applied.
+#[derive(Clone)]
+pub struct History {
+    store: ViewStore,
+    origin: String,
+    authority_keys: Vec<AuthorityKey>,
+    entries: u64,
+}
+
+impl History {
+    /// Entries applied when this was taken.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    pub fn empty_fold(&self) -> ViewFold {
+        ViewFold::new(self.origin.as_str(), &self.authority_keys)
+    }
+
+    /// A fresh fold of entries `0..=index`. Costs a fold of `index + 1` entries.
+    pub fn fold_at(&self, index: u64) -> anyhow::Result<ViewFold> {
+        anyhow::ensure!(
+            index < self.entries,
+            "entry {index} is not applied: the projector holds {} entries",
+            self.entries
+        );
+        let mut fold = self.empty_fold();
+        for item in self.store.entries_from(0) {
+            let (stored, bytes) = item?;
+            if stored > index {
+                break;
+            }
+            fold.apply(&bytes)
+                .with_context(|| format!("refolding stored entry {stored}"))?;
+        }
+        anyhow::ensure!(
+            fold.entries() == index + 1,
+            "the store lacks entries below {index}"
+        );
+        Ok(fold)
+    }
+
+    /// How many entries were recorded on or before `last_date` (entries are in time
+    /// order, which the fold checked when applying them): a binary search over the store.
+    pub fn entries_through(&self, last_date: Date) -> anyhow::Result<u64> {
+        let (mut low, mut high) = (0, self.entries);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let bytes = self
+                .store
+                .entry(middle)?
+                .with_context(|| format!("stored entry {middle} is missing"))?;
+            let recorded_at = entry_recorded_at(&bytes, middle)
+                .map_err(|error| anyhow::anyhow!("stored entry {middle}: {error:?}"))?;
+            if recorded_at.date() <= last_date {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low)
     }
 }

@@ -23,6 +23,12 @@ const META_TREE: &str = "meta";
 const APPLIED_KEY: &[u8] = b"applied_index";
 /// The ledger origin the store belongs to (a store never mixes ledgers).
 const ORIGIN_KEY: &[u8] = b"origin";
+/// Tree of verified checkpoints: big-endian size → signed note.
+const CHECKPOINTS_TREE: &str = "checkpoints";
+/// Tree of refused checkpoints: big-endian CHECKPOINTS sequence → reason.
+const REFUSED_TREE: &str = "refused_checkpoints";
+/// The CHECKPOINTS stream sequence read up to.
+const CHECKPOINTS_READ_KEY: &[u8] = b"checkpoints_read";
 
 /// How long opening waits for the database lock. sled releases it only when its last
 /// handle — including its background flusher — is gone, a moment after the previous
@@ -64,12 +70,16 @@ pub struct Batch {
     pub removed: Vec<String>,
 }
 
-/// The projector's sled database.
+/// The projector's sled database. Cloning shares the database (sled handles are
+/// reference-counted).
+#[derive(Clone)]
 pub struct ViewStore {
     db: sled::Db,
     entries: sled::Tree,
     docs: sled::Tree,
     meta: sled::Tree,
+    checkpoints: sled::Tree,
+    refused: sled::Tree,
 }
 
 impl ViewStore {
@@ -84,6 +94,8 @@ impl ViewStore {
             entries: open(ENTRIES_TREE)?,
             docs: open(DOCS_TREE)?,
             meta: open(META_TREE)?,
+            checkpoints: open(CHECKPOINTS_TREE)?,
+            refused: open(REFUSED_TREE)?,
             db,
         };
         match store
@@ -110,18 +122,7 @@ impl ViewStore {
 
     /// Index of the last applied entry, `None` before the first.
     pub fn applied(&self) -> anyhow::Result<Option<u64>> {
-        let Some(bytes) = self
-            .meta
-            .get(APPLIED_KEY)
-            .context("reading the tracking record")?
-        else {
-            return Ok(None);
-        };
-        let bytes: [u8; 8] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the tracking record is not an 8-byte index"))?;
-        Ok(Some(u64::from_be_bytes(bytes)))
+        read_u64(&self.meta, APPLIED_KEY).context("reading the tracking record")
     }
 
     /// The number of entries applied (the next index to apply).
@@ -133,6 +134,19 @@ impl ViewStore {
     /// and flushes it, so that a batch is either wholly applied or not at all. The caller
     /// acknowledges the batch only after this returns.
     pub fn commit(&self, batch: &Batch) -> anyhow::Result<()> {
+        self.write(batch)?;
+        self.flush()
+    }
+
+    /// Makes every committed write durable.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush().context("flushing the view store")?;
+        Ok(())
+    }
+
+    /// [`ViewStore::commit`] without the flush: atomic, visible at once, durable after
+    /// the next [`ViewStore::flush`] (or sled's own periodic flush).
+    pub fn write(&self, batch: &Batch) -> anyhow::Result<()> {
         let Some(&(first, _)) = batch.entries.first() else {
             anyhow::ensure!(
                 batch.documents.is_empty() && batch.removed.is_empty(),
@@ -195,8 +209,68 @@ impl ViewStore {
                 return Err(error).context("writing a batch to the view store");
             }
         }
-        self.db.flush().context("flushing the view store")?;
         Ok(())
+    }
+
+    /// One applied entry.
+    pub fn entry(&self, index: u64) -> anyhow::Result<Option<Bytes>> {
+        Ok(self
+            .entries
+            .get(index.to_be_bytes())
+            .with_context(|| format!("reading stored entry {index}"))?
+            .map(|value| Bytes::copy_from_slice(&value)))
+    }
+
+    /// The CHECKPOINTS stream sequence read up to (0: none read).
+    pub fn checkpoints_read(&self) -> anyhow::Result<u64> {
+        read_u64(&self.meta, CHECKPOINTS_READ_KEY).map(|read| read.unwrap_or(0))
+    }
+
+    /// Records that CHECKPOINTS was read up to `sequence`, with the checkpoint found there
+    /// if it verified (size, note) or why it was refused; atomically, then flushed.
+    pub fn record_checkpoint(
+        &self,
+        sequence: u64,
+        verified: Option<(u64, &[u8])>,
+        refused: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let result: Result<(), TransactionError<()>> =
+            (&self.checkpoints, &self.refused, &self.meta).transaction(
+                |(checkpoints, refused_tree, meta)| {
+                    if let Some((size, note)) = verified {
+                        checkpoints.insert(&size.to_be_bytes(), note)?;
+                    }
+                    if let Some(reason) = refused {
+                        refused_tree.insert(&sequence.to_be_bytes(), reason.as_bytes())?;
+                    }
+                    meta.insert(CHECKPOINTS_READ_KEY, &sequence.to_be_bytes())?;
+                    Ok(())
+                },
+            );
+        result.map_err(|error| anyhow::anyhow!("recording checkpoint {sequence}: {error:?}"))?;
+        self.flush()
+    }
+
+    /// The verified checkpoints: (size, signed note), by size.
+    pub fn checkpoints(&self) -> impl Iterator<Item = anyhow::Result<(u64, Vec<u8>)>> + '_ {
+        self.checkpoints.iter().map(|item| {
+            let (key, value) = item.context("reading stored checkpoints")?;
+            Ok((key_index(&key)?, value.to_vec()))
+        })
+    }
+
+    /// The refused checkpoints: (CHECKPOINTS sequence, reason).
+    pub fn refused_checkpoints(&self) -> anyhow::Result<Vec<(u64, String)>> {
+        self.refused
+            .iter()
+            .map(|item| {
+                let (key, value) = item.context("reading refused checkpoints")?;
+                Ok((
+                    key_index(&key)?,
+                    String::from_utf8_lossy(&value).into_owned(),
+                ))
+            })
+            .collect()
     }
 
     /// One view document.
@@ -226,13 +300,24 @@ impl ViewStore {
     ) -> impl Iterator<Item = anyhow::Result<(u64, Bytes)>> + '_ {
         self.entries.range(from.to_be_bytes()..).map(|item| {
             let (key, value) = item.context("reading stored entries")?;
-            let key: [u8; 8] = key
-                .as_ref()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("a stored entry key is not an 8-byte index"))?;
-            Ok((u64::from_be_bytes(key), Bytes::copy_from_slice(&value)))
+            Ok((key_index(&key)?, Bytes::copy_from_slice(&value)))
         })
     }
+}
+
+/// A big-endian 8-byte key.
+fn key_index(key: &[u8]) -> anyhow::Result<u64> {
+    let key: [u8; 8] = key
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a stored key is not an 8-byte number"))?;
+    Ok(u64::from_be_bytes(key))
+}
+
+fn read_u64(tree: &sled::Tree, key: &[u8]) -> anyhow::Result<Option<u64>> {
+    tree.get(key)
+        .context("reading the view store's metadata")?
+        .map(|bytes| key_index(&bytes))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 
 use bytes::Bytes;
 use stockpile_ledger::export::ExportReader;
+use stockpile_ledger::prove::check_inclusion;
 use stockpile_ledger::verifier::{VerifyOptions, verify_export};
-use stockpile_projector::engine::{Projector, SUMMARY_DOC};
+use stockpile_projector::engine::{CheckpointOffer, Projector, SUMMARY_DOC};
 use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
 
 struct Ledger {
     entries: Vec<Bytes>,
+    /// Signed checkpoint notes, in export order.
+    checkpoints: Vec<Bytes>,
     export: Vec<u8>,
     trust: stockpile_ledger::trust::TrustRoot,
 }
@@ -27,25 +30,24 @@ fn ledger(dataset: Dataset, min_entries: u64) -> Ledger {
         stockpile_ledger::trust::TrustRoot::parse_json(&outcome.trust_root).expect("trust root");
     let mut reader = ExportReader::open(&export[..]).expect("export");
     let mut entries = Vec::new();
+    let mut checkpoints = Vec::new();
     while let Some(record) = reader.next_record().expect("record") {
-        if let ExportRecord::Entry(bytes) = record {
-            entries.push(bytes);
+        match record {
+            ExportRecord::Entry(bytes) => entries.push(bytes),
+            ExportRecord::Checkpoint(note) => checkpoints.push(note),
+            ExportRecord::Header { .. } => {}
         }
     }
     Ledger {
         entries,
+        checkpoints,
         export,
         trust,
     }
 }
 
 fn open(dir: &std::path::Path, ledger: &Ledger) -> Projector {
-    Projector::open(
-        dir,
-        &ledger.trust.origin,
-        &ledger.trust.ledger_authority_keys(),
-    )
-    .expect("open projector")
+    Projector::open(dir, &ledger.trust).expect("open projector")
 }
 
 fn indexed(entries: &[Bytes], from: u64) -> Vec<(u64, Bytes)> {
@@ -156,4 +158,132 @@ fn a_broken_ledger_is_refused_and_nothing_is_committed() {
         10,
         "nothing of the refused batch was committed"
     );
+}
+
+#[test]
+fn checkpoints_are_verified_against_applied_entries_and_proofs_check_out() {
+    let ledger = ledger(Dataset::FinlandLike, 1_200);
+    assert!(
+        ledger.checkpoints.len() >= 2,
+        "the scenario signs checkpoints"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut projector = open(dir.path(), &ledger);
+
+    // Before any entry, every checkpoint is ahead and nothing is recorded.
+    let first = &ledger.checkpoints[0];
+    assert!(matches!(
+        projector.offer_checkpoint(1, first).unwrap(),
+        CheckpointOffer::Ahead { .. }
+    ));
+    assert_eq!(projector.store().checkpoints_read().unwrap(), 0);
+
+    projector
+        .apply_batch(indexed(&ledger.entries, 0))
+        .expect("all entries");
+    for (offset, note) in ledger.checkpoints.iter().enumerate() {
+        let offer = projector.offer_checkpoint(offset as u64 + 1, note).unwrap();
+        assert!(
+            matches!(offer, CheckpointOffer::Verified { .. }),
+            "{offer:?}"
+        );
+    }
+    // A checkpoint signed by a key the trust root does not hold is refused, recorded as
+    // refused, and never served.
+    let stranger =
+        stockpile_core::keys::SignerKey::from_seed(&ledger.trust.origin, [7; 32]).unwrap();
+    let size = ledger.entries.len() as u64;
+    let forged = stockpile_core::checkpoint::sign_checkpoint(
+        &stockpile_core::checkpoint::Checkpoint {
+            origin: ledger.trust.origin.clone(),
+            size,
+            root: projector.proofs().root_at(size).unwrap(),
+            extensions: Vec::new(),
+        },
+        &stranger,
+    )
+    .unwrap();
+    let sequence = ledger.checkpoints.len() as u64 + 1;
+    assert!(matches!(
+        projector
+            .offer_checkpoint(sequence, forged.as_bytes())
+            .unwrap(),
+        CheckpointOffer::Refused { .. }
+    ));
+    assert_eq!(projector.store().checkpoints_read().unwrap(), sequence);
+    assert_eq!(projector.store().refused_checkpoints().unwrap().len(), 1);
+
+    // Inclusion proofs against the latest checkpoint verify for the entry and fail for a
+    // modified copy of it.
+    let latest = projector
+        .proofs()
+        .latest_checkpoint()
+        .unwrap()
+        .checkpoint
+        .size;
+    for index in [0, 1, latest / 2, latest - 1] {
+        let proof = projector
+            .proofs()
+            .inclusion(index, None)
+            .unwrap()
+            .to_string();
+        let entry = &ledger.entries[index as usize];
+        check_inclusion(proof.as_bytes(), entry, &ledger.trust).expect("proof verifies");
+        let mut modified = entry.to_vec();
+        let last = modified.len() - 1;
+        modified[last] ^= 1;
+        assert!(check_inclusion(proof.as_bytes(), &modified, &ledger.trust).is_err());
+    }
+
+    // Reopened: the checkpoints come back verified, the read position with them.
+    drop(projector);
+    let projector = open(dir.path(), &ledger);
+    assert_eq!(
+        projector.proofs().checkpoints().len(),
+        ledger.checkpoints.len()
+    );
+    assert_eq!(projector.store().checkpoints_read().unwrap(), sequence);
+}
+
+#[test]
+fn folds_of_earlier_positions_equal_projectors_stopped_there() {
+    let ledger = ledger(Dataset::UsLike, 600);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut projector = open(dir.path(), &ledger);
+    projector
+        .apply_batch(indexed(&ledger.entries, 0))
+        .expect("all entries");
+    let history = projector.history();
+    for index in [0u64, 17, 299, ledger.entries.len() as u64 - 1] {
+        let earlier = history.fold_at(index).expect("fold");
+        let stopped = tempfile::tempdir().expect("tempdir");
+        let mut alone = open(stopped.path(), &ledger);
+        alone
+            .apply_batch(indexed(&ledger.entries[..=index as usize], 0))
+            .expect("prefix");
+        assert_eq!(
+            stockpile_views::digest::views_digest(&earlier),
+            stockpile_views::digest::views_digest(alone.fold()),
+            "as of {index}"
+        );
+    }
+    assert!(history.fold_at(ledger.entries.len() as u64).is_err());
+
+    // The binary search for a date's position equals a linear count.
+    let dates: Vec<_> = ledger
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            stockpile_views::fold::entry_recorded_at(bytes, index as u64)
+                .unwrap()
+                .date()
+        })
+        .collect();
+    for probe in [dates[0], dates[dates.len() / 3], *dates.last().unwrap()] {
+        let linear = dates.iter().filter(|date| **date <= probe).count() as u64;
+        assert_eq!(history.entries_through(probe).unwrap(), linear, "{probe:?}");
+    }
+    let before = stockpile_core::time::Date::from_ymd(1900, 1, 1).unwrap();
+    assert_eq!(history.entries_through(before).unwrap(), 0);
 }
