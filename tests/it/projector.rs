@@ -1,175 +1,351 @@
-//! The projector as a process over a live ledger: it catches up, survives SIGKILL in the
-//! middle of catching up, and its store then agrees with the verifier's fold.
+//! Projectors as processes over a live ledger: each replica reads through its own durable
+//! consumer (created by admin), survives SIGKILL and crashes injected at every step of a
+//! batch, and then holds the same views as a fold of the ledger computed here; replicas
+//! agree with each other while ingest goes on; a rebuild swaps in a fresh store that
+//! agrees with the incremental one; proofs served verify with the `stockpile` command.
 
 use std::fs;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
+use stockpile_ledger::trust::TrustRoot;
 use stockpile_nats::topology::submit_subject;
 use stockpile_projector::engine::{Projector, SUMMARY_DOC};
-use stockpile_scenario::{Dataset, ScenarioConfig};
+use stockpile_projector::faults::{CRASH_VARIABLE, CrashPoint};
+use stockpile_projector::generations::StoreDir;
+use stockpile_scenario::{Dataset, ScenarioConfig, ScenarioKeys, Submission};
+use stockpile_views::fold::ViewFold;
 
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, binary, http, jetstream_as, nats_args, runtime, start_sequencer, verify_live,
-    wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size, wait_for_stream,
+    Service, binary, http, http_bytes, jetstream_as, nats_args, runtime, start_sequencer,
+    stockpile, verify_live, wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size,
+    wait_for_stream,
 };
+
+/// How long a projector may take to catch up with a test ledger (debug build, 2 cores).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A nats-server, a sequencer and a scenario to publish, part by part.
+struct Live {
+    nats: NatsServer,
+    dir: tempfile::TempDir,
+    sequencer: Service,
+    rt: tokio::runtime::Runtime,
+    js: async_nats::jetstream::Context,
+    keys: ScenarioKeys,
+    trust: PathBuf,
+    submissions: Vec<Submission>,
+    published: usize,
+}
+
+impl Live {
+    fn start(seed: u64, min_entries: u64) -> Live {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ScenarioConfig {
+            seed,
+            dataset: Dataset::FinlandLike,
+            min_entries,
+            checkpoint_every: 0,
+        };
+        let submissions: Vec<_> = stockpile_scenario::submissions(&config).collect();
+        let keys = ScenarioKeys::new(config.dataset, config.seed);
+        let sequencer = start_sequencer(
+            &nats,
+            dir.path(),
+            "main",
+            &keys.trust_root().to_json(),
+            &keys.log,
+            &[],
+        );
+        let rt = runtime();
+        let js = rt.block_on(jetstream_as(&nats, "admin"));
+        rt.block_on(wait_for_stream(&js, &[&sequencer]));
+        let trust = dir.path().join("trust-main.json");
+        Live {
+            nats,
+            dir,
+            sequencer,
+            rt,
+            js,
+            keys,
+            trust,
+            submissions,
+            published: 0,
+        }
+    }
+
+    /// Publishes the next `count` submissions (all that are left with `usize::MAX`) and
+    /// waits until they are sequenced and covered by a checkpoint.
+    fn publish(&mut self, count: usize) -> u64 {
+        let end = self
+            .submissions
+            .len()
+            .min(self.published.saturating_add(count));
+        let batch = &self.submissions[self.published..end];
+        self.rt.block_on(async {
+            for submission in batch {
+                self.js
+                    .send_publish(
+                        submit_subject("depot"),
+                        PublishMessage::build().payload(submission.bytes.clone()),
+                    )
+                    .await
+                    .expect("queue")
+                    .await
+                    .expect("stored");
+            }
+            wait_for_ledger_size(&self.js, end as u64, &[&self.sequencer]).await;
+            wait_for_checkpoint(&self.js, end as u64, &[&self.sequencer]).await;
+        });
+        self.published = end;
+        end as u64
+    }
+
+    /// The views digest of a fold of the whole ledger, computed here from LEDGER.
+    fn expected_digest(&self) -> (u64, String) {
+        let trust = TrustRoot::parse_json(&self.keys.trust_root().to_json()).expect("trust");
+        let mut fold = ViewFold::new(trust.origin.as_str(), &trust.ledger_authority_keys());
+        self.rt
+            .block_on(stockpile_nats::ledger::read_ledger(
+                &self.js,
+                0,
+                |message| {
+                    fold.apply(&message.entry)
+                        .map_err(|error| anyhow::anyhow!("{error:?}"))?;
+                    Ok(())
+                },
+            ))
+            .expect("fold the ledger");
+        (
+            fold.entries(),
+            stockpile_views::digest::views_digest(&fold).to_hex(),
+        )
+    }
+
+    /// Creates replica `replica`'s consumer as admin with `stockpile-projector
+    /// --create-consumer`, then starts the replica as the `projector` user.
+    fn projector(&self, replica: &str, env: &[(&str, &str)]) -> LiveProjector {
+        let (mut args, envs) = nats_args(&self.nats.config_for("admin"));
+        args.extend([
+            "--create-consumer".into(),
+            "--replica".into(),
+            replica.into(),
+        ]);
+        let mut create = Service::start(
+            &format!("create-consumer-{replica}"),
+            binary("stockpile-projector"),
+            args,
+            envs,
+            self.dir.path(),
+        );
+        assert_eq!(
+            create.wait_exit(Duration::from_secs(30)),
+            Some(0),
+            "{}",
+            create.log_tail()
+        );
+        let store = self.dir.path().join(format!("views-{replica}"));
+        let addr_file = self.dir.path().join(format!("projector-{replica}.addr"));
+        let (mut args, mut envs) = nats_args(&self.nats.config_for("projector"));
+        args.extend([
+            "--replica".into(),
+            replica.into(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+            "--trust".into(),
+            self.trust.display().to_string(),
+            "--store".into(),
+            store.display().to_string(),
+            "--state-name".into(),
+            "Republic of Testland".into(),
+        ]);
+        envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let service = Service::start(
+            &format!("projector-{replica}"),
+            binary("stockpile-projector"),
+            args,
+            envs,
+            self.dir.path(),
+        );
+        LiveProjector {
+            service,
+            addr_file,
+            store,
+        }
+    }
+}
+
+struct LiveProjector {
+    service: Service,
+    addr_file: PathBuf,
+    store: PathBuf,
+}
+
+impl LiveProjector {
+    fn addr(&self) -> String {
+        wait_for_addr_file(&self.addr_file, &self.service)
+    }
+
+    fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = http(&self.addr(), "GET", path, None);
+        let value = serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("{path}: not JSON ({error}): {body}"));
+        (status, value)
+    }
+
+    /// Waits until the views hold `entries` entries; returns the summary.
+    fn wait_for_entries(&self, entries: u64) -> serde_json::Value {
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            // The address file is rewritten at each start: read it afresh.
+            if let Ok(addr) = fs::read_to_string(&self.addr_file)
+                && let Ok(stream) = std::net::TcpStream::connect(addr.trim())
+            {
+                drop(stream);
+                let (status, summary) = self.get_json("/v1/summary");
+                if status == 200 && summary["as_of"]["entries"] == entries {
+                    return summary;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the projector did not reach {entries} entries:\n{}",
+                self.service.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A figure from `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let (status, text) = http(&self.addr(), "GET", "/metrics", None);
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+fn generations(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(store)
+        .expect("store dir")
+        .filter_map(|item| item.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("gen-"))
+        .collect();
+    names.sort();
+    names
+}
 
 #[test]
 fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = ScenarioConfig {
-        seed: 8,
-        dataset: Dataset::FinlandLike,
-        min_entries: 4_000,
-        checkpoint_every: 0,
-    };
-    let submissions: Vec<_> = stockpile_scenario::submissions(&config).collect();
-    let keys = stockpile_scenario::ScenarioKeys::new(config.dataset, config.seed);
-    let trust_json = keys.trust_root().to_json();
-    let sequencer = start_sequencer(&nats, dir.path(), "main", &trust_json, &keys.log, &[]);
-    let rt = runtime();
-    let js = rt.block_on(jetstream_as(&nats, "admin"));
-    let total = submissions.len() as u64;
-    rt.block_on(async {
-        wait_for_stream(&js, &[&sequencer]).await;
-        for submission in &submissions {
-            js.send_publish(
-                submit_subject("depot"),
-                PublishMessage::build().payload(submission.bytes.clone()),
-            )
-            .await
-            .expect("queue")
-            .await
-            .expect("stored");
-        }
-        wait_for_ledger_size(&js, total, &[&sequencer]).await;
-        wait_for_checkpoint(&js, total, &[&sequencer]).await;
-    });
-
-    let trust = dir.path().join("trust-main.json");
-    let store = dir.path().join("views");
-    let addr_file = dir.path().join("projector.addr");
-    let (mut args, envs) = nats_args(&nats.config_for("projector"));
-    args.extend([
-        "--addr-file".into(),
-        addr_file.display().to_string(),
-        "--trust".into(),
-        trust.display().to_string(),
-        "--store".into(),
-        store.display().to_string(),
-    ]);
-    let mut projector = Service::start(
-        "projector",
-        binary("stockpile-projector"),
-        args,
-        envs,
-        dir.path(),
-    );
+    let mut live = Live::start(8, 4_000);
+    let total = live.publish(usize::MAX);
+    let mut projector = live.projector("main", &[]);
     // Kill it twice while it catches up, then let it finish.
     for wait in [Duration::from_millis(300), Duration::from_millis(700)] {
         std::thread::sleep(wait);
-        projector.kill9();
-        projector.restart();
+        projector.service.kill9();
+        projector.service.restart();
     }
-    let caught_up = format!("caught up with the ledger entries={total}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !projector.log().contains(&caught_up) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the projector did not catch up:\n{}",
-            projector.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let summary = projector.wait_for_entries(total);
     assert_eq!(
         projector
+            .service
             .log()
             .matches("view store opened and refolded")
             .count(),
         3,
         "started once and restarted twice after SIGKILL"
     );
-    // The API answers with the views, and says what is wrong with a bad request.
-    let addr = wait_for_addr_file(&addr_file, &projector);
-    let (status, body) = http(&addr, "GET", "/v1/summary", None);
-    assert_eq!(status, 200, "{body}");
-    let live: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(live["entries"], total);
-    let (status, body) = http(&addr, "GET", "/v1/lots", None);
-    assert_eq!(status, 200, "{body}");
-    let lots: Vec<String> = serde_json::from_str(&body).expect("lot ids");
-    let (status, body) = http(&addr, "GET", &format!("/v1/lots/{}", lots[0]), None);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("history"), "{body}");
+    let (entries, digest) = live.expected_digest();
+    assert_eq!(entries, total);
+    assert_eq!(summary["views_digest"], digest, "projector = fold here");
+
+    // Ready once caught up; its status says where it stands.
+    let (status, ready) = projector.get_json("/ready");
+    assert_eq!(status, 200, "{ready}");
+    let (status, state) = projector.get_json("/v1/status");
+    assert_eq!(status, 200);
+    assert_eq!(state["applied_entries"], total);
+    assert_eq!(state["lag_entries"], 0, "{state}");
+    assert!(
+        state["checkpoints"]["verified"].as_u64().unwrap_or(0) >= 1,
+        "{state}"
+    );
+    assert_eq!(state["checkpoints"]["refused"], 0);
+    assert!(projector.metric("stockpile_projector_applied_entries") >= total as f64);
+
+    // A proof of an entry downloaded from the API checks out with the `stockpile`
+    // command against the trust root; the same proof for a modified entry does not.
+    let addr = projector.addr();
+    let dir = live.dir.path();
+    let index = total / 2;
+    let (status, proof) = http_bytes(&addr, "GET", &format!("/v1/proofs/inclusion/{index}"), None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&proof));
+    let (status, entry) = http_bytes(&addr, "GET", &format!("/v1/entries/{index}"), None);
+    assert_eq!(status, 200);
+    let (proof_path, entry_path, modified_path) = (
+        dir.join("entry.tlog-proof"),
+        dir.join("entry.bin"),
+        dir.join("modified.bin"),
+    );
+    fs::write(&proof_path, &proof).unwrap();
+    fs::write(&entry_path, &entry).unwrap();
+    let mut modified = entry.clone();
+    modified[entry.len() / 2] ^= 0x01;
+    fs::write(&modified_path, &modified).unwrap();
+    let check = |entry: &Path| {
+        stockpile(&[
+            "check-proof",
+            "inclusion",
+            "--proof",
+            proof_path.to_str().unwrap(),
+            "--entry",
+            entry.to_str().unwrap(),
+            "--trust",
+            live.trust.to_str().unwrap(),
+        ])
+    };
+    let (code, out, err) = check(&entry_path);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = check(&modified_path);
+    assert_eq!(code, 1, "a modified entry fails: {out}{err}");
+
+    // The API's errors.
     for (path, expected, mention) in [
         ("/v1/lots/NO-SUCH-LOT", 404, "NO-SUCH-LOT"),
-        ("/v1/reports/article7/twenty", 400, "not a number"),
+        ("/v1/stockpile?as_of_index=ten", 400, "as_of_index"),
+        ("/v1/reports/article7/twenty", 400, "not a valid number"),
         ("/v1/reports/article7/2026?format=pdf", 400, "pdf"),
         ("/v1/nothing-here", 404, "no such route"),
     ] {
-        let (status, body) = http(&addr, "GET", path, None);
-        assert_eq!(status, expected, "{path}: {body}");
-        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        let (status, error) = projector.get_json(path);
+        assert_eq!(status, expected, "{path}: {error}");
         assert!(
             error["error"].as_str().unwrap_or("").contains(mention),
-            "{path}: {body}"
+            "{path}: {error}"
         );
     }
-    for view in [
-        "stockpile",
-        "retained",
-        "destruction-progress",
-        "transfers",
-        "in-transit",
-        "material-balance",
-        "flags",
-    ] {
-        let (status, body) = http(&addr, "GET", &format!("/v1/{view}"), None);
-        assert_eq!(status, 200, "{view}: {body}");
-        assert!(
-            body.contains("as_of_index"),
-            "{view} names its position: {body}"
-        );
-    }
-    // Every entry of this live ledger was recorded this year: its report covers them all.
-    let mut last_entry = None;
-    rt.block_on(stockpile_nats::ledger::read_ledger_range(
-        &js,
-        total - 1,
-        1,
-        |m| {
-            last_entry = Some(m.entry);
-            Ok(())
-        },
-    ))
-    .expect("read the last entry");
-    let year = stockpile_views::fold::entry_recorded_at(&last_entry.expect("an entry"), total - 1)
-        .expect("a time")
-        .date()
-        .year();
-    let report_path = format!("/v1/reports/article7/{year}");
-    let (status, body) = http(&addr, "GET", &report_path, None);
-    assert_eq!(status, 200, "{body}");
-    let report: serde_json::Value = serde_json::from_str(&body).expect("a JSON report");
-    assert_eq!(report["cover"]["year"], year);
-    let (status, csv) = http(&addr, "GET", &format!("{report_path}?format=csv"), None);
-    assert_eq!(status, 200);
-    assert!(csv.lines().count() > 5, "{csv}");
-    let (status, html) = http(&addr, "GET", &format!("{report_path}?format=html"), None);
-    assert_eq!(status, 200);
-    assert!(html.trim_end().ends_with("</html>"), "{html}");
-    // sled allows one process at a time: stop it to look.
-    assert_eq!(projector.terminate(), Some(0), "{}", projector.log_tail());
-    let opened = Projector::open(
-        &store,
-        &keys.origin,
-        &keys.trust_root().ledger_authority_keys(),
-    )
-    .expect("the store reopens");
+
+    // sled allows one process at a time: stop it to look at the store itself.
+    assert_eq!(
+        projector.service.terminate(),
+        Some(0),
+        "{}",
+        projector.service.log_tail()
+    );
+    let trust = TrustRoot::parse_json(&fs::read_to_string(&live.trust).unwrap()).unwrap();
+    let current = StoreDir::open(&projector.store).unwrap().current().unwrap();
+    let opened = Projector::open(&current, &trust).expect("the store reopens");
     assert_eq!(opened.next_index(), total);
-    let summary: serde_json::Value = serde_json::from_slice(
+    let stored: serde_json::Value = serde_json::from_slice(
         &opened
             .store()
             .document(SUMMARY_DOC)
@@ -178,13 +354,145 @@ fn a_projector_killed_while_catching_up_ends_equal_to_the_verifier() {
     )
     .unwrap();
     // The verifier's fold of the same ledger, from the streams.
-    let (code, out, err) = verify_live(&nats, &trust, &["--json"]);
+    let (code, out, err) = verify_live(&live.nats, &live.trust, &["--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(report["summary"], stored["summary"], "projector = verifier");
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_batch_leaves_a_view_equal_to_the_rebuild() {
+    let mut live = Live::start(9, 3_000);
+    let total = live.publish(usize::MAX);
+    let (_, expected) = live.expected_digest();
+    // One replica per crash point, each with its own consumer and store, all at once.
+    let mut replicas: Vec<(CrashPoint, LiveProjector)> = CrashPoint::ALL
+        .into_iter()
+        .map(|point| {
+            let plan = format!("{}@2", point.name());
+            let replica = live.projector(point.name(), &[(CRASH_VARIABLE, &plan)]);
+            (point, replica)
+        })
+        .collect();
+    for (point, replica) in &mut replicas {
+        let code = replica.service.wait_exit(CATCH_UP_TIMEOUT);
+        let log = replica.service.log();
+        assert!(
+            log.contains(&format!("crash injected {}", point.name())),
+            "{point:?}: exit {code:?}\n{}",
+            replica.service.log_tail()
+        );
+        assert_ne!(code, Some(0), "{point:?} aborted");
+        replica.service.set_env(CRASH_VARIABLE, None);
+        replica.service.restart();
+    }
+    for (point, replica) in &replicas {
+        let summary = replica.wait_for_entries(total);
+        assert_eq!(
+            summary["views_digest"], expected,
+            "{point:?}: the view after the crash equals a fold of the ledger"
+        );
+        if *point == CrashPoint::AfterAckBeforeFlush {
+            // The consumer was told batch 2 was done while the store had lost it: the
+            // projector read it back by direct get.
+            assert!(
+                replica.metric("stockpile_projector_gap_entries_total") > 0.0,
+                "{}",
+                replica.service.log_tail()
+            );
+        }
+    }
+}
+
+#[test]
+fn replicas_agree_during_ingest_and_a_rebuild_swaps_in_an_equal_view() {
+    let mut live = Live::start(10, 2_400);
+    let half = live.submissions.len() / 2;
+    live.publish(half);
+    let mut a = live.projector("a", &[]);
+    let b = live.projector("b", &[]);
+    // Ingest goes on while both replicas read.
+    let total = live.publish(usize::MAX);
+    let (entries, expected) = live.expected_digest();
+    assert_eq!(entries, total);
+    for replica in [&a, &b] {
+        let summary = replica.wait_for_entries(total);
+        assert_eq!(summary["views_digest"], expected);
+    }
+    // Views as of a checkpoint agree across replicas too.
+    let (status, checkpoints) = a.get_json("/v1/checkpoints");
+    assert_eq!(status, 200);
+    let size = checkpoints["checkpoints"][0]["size"]
+        .as_u64()
+        .expect("a size");
+    let as_of = format!("/v1/stockpile?as_of_checkpoint={size}");
+    assert_eq!(a.get_json(&as_of), b.get_json(&as_of));
+    assert_eq!(a.get_json(&as_of).1["as_of"]["as_of_index"], size - 1);
+
+    // Replica a rebuilds from entry 0 while serving, then swaps the fresh store in.
+    assert_eq!(generations(&a.store), vec!["gen-1".to_string()]);
+    a.service.add_args(&["--rebuild"]);
+    a.service.restart();
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    let rebuild = loop {
+        if let Ok(addr) = fs::read_to_string(&a.addr_file)
+            && std::net::TcpStream::connect(addr.trim()).is_ok()
+        {
+            let (_, status) = a.get_json("/v1/status");
+            if !status["last_rebuild"].is_null() {
+                break status["last_rebuild"].clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rebuild:\n{}",
+            a.service.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rebuild["entries"], total, "{rebuild}");
+    assert_eq!(rebuild["views_digest"], expected, "{rebuild}");
+    assert_eq!(rebuild["agreed_with_incremental"], true, "{rebuild}");
+    assert_eq!(a.get_json("/v1/summary").1["views_digest"], expected);
     assert_eq!(
-        report["summary"], summary["summary"],
-        "projector = verifier"
+        generations(&a.store),
+        vec!["gen-2".to_string()],
+        "the old store is gone"
     );
-    assert_eq!(summary["entries"], total);
-    let _ = fs::remove_dir_all(&store);
+    assert_eq!(
+        fs::read_to_string(a.store.join("CURRENT")).unwrap().trim(),
+        "gen-2"
+    );
+    // The rebuilt store holds the checkpoints again: proofs still come.
+    let (status, _) = http(&a.addr(), "GET", "/v1/proofs/inclusion/0", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_projector_whose_consumer_was_never_created_says_who_must_create_it() {
+    let live = Live::start(11, 0);
+    let store = live.dir.path().join("views-orphan");
+    let (mut args, envs) = nats_args(&live.nats.config_for("projector"));
+    args.extend([
+        "--replica".into(),
+        "orphan".into(),
+        "--trust".into(),
+        live.trust.display().to_string(),
+        "--store".into(),
+        store.display().to_string(),
+    ]);
+    let mut projector = Service::start(
+        "projector-orphan",
+        binary("stockpile-projector"),
+        args,
+        envs,
+        live.dir.path(),
+    );
+    let code = projector.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{}", projector.log_tail());
+    let log = projector.log();
+    assert!(
+        log.contains("consumer projector-orphan") && log.contains("create it as admin"),
+        "{log}"
+    );
 }

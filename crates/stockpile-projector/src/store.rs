@@ -39,7 +39,11 @@ const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2
 fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match sled::open(path) {
+        // No periodic flush: the projector flushes after each batch, before acknowledging
+        // it, and nothing else needs to reach the disk (it is all rebuilt from LEDGER).
+        // This also makes the crash tests deterministic: an unflushed batch is lost.
+        let opened = sled::Config::new().path(path).flush_every_ms(None).open();
+        match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(error))
                 if error.kind() == std::io::ErrorKind::WouldBlock

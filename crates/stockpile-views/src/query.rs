@@ -90,7 +90,6 @@ impl ViewQuery {
 /// The summary view: position, counts, the compliance summary and both digests.
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryView {
-    #[serde(flatten)]
     pub as_of: AsOf,
     pub accepted_entries: u64,
     pub rejected_entries: usize,

@@ -116,6 +116,19 @@ impl Service {
         }
     }
 
+    /// Sets (or with `None` removes) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.envs.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.envs.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Adds arguments for the next start.
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(|arg| arg.to_string()));
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
@@ -288,6 +301,12 @@ pub async fn wait_for_checkpoint(js: &jetstream::Context, size: u64, logs: &[&Se
 /// A minimal HTTP/1.1 client for the services' JSON APIs (loopback only): returns the
 /// status code and the body.
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let (status, body) = http_bytes(addr, method, path, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`http`] with the body as bytes (entries, binary downloads).
+pub fn http_bytes(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr)
         .unwrap_or_else(|error| panic!("connect to {addr}: {error}"));
@@ -302,10 +321,17 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     stream.write_all(request.as_bytes()).expect("send request");
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, rest) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response from {addr}{path}: {response:?}"));
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no HTTP response from {addr}{path}: {:?}",
+                String::from_utf8_lossy(&response)
+            )
+        });
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let rest = &response[split + 4..];
     let status = head
         .split_whitespace()
         .nth(1)
@@ -317,22 +343,26 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     let body = if chunked {
         dechunk(rest)
     } else {
-        rest.to_string()
+        rest.to_vec()
     };
     (status, body)
 }
 
-fn dechunk(mut text: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = text.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(2).position(|window| window == b"\r\n") {
+        let Some(size) = std::str::from_utf8(&bytes[..end])
+            .ok()
+            .and_then(|size| usize::from_str_radix(size.trim(), 16).ok())
+        else {
             break;
         };
+        let rest = &bytes[end + 2..];
         if size == 0 || rest.len() < size {
             break;
         }
-        out.push_str(&rest[..size]);
-        text = rest[size..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..size]);
+        bytes = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
     }
     out
 }
