@@ -47,6 +47,7 @@ struct Args {
     /// Cover page of the Article 7 report (JSON: state_name, contacts, submission_date).
     #[arg(long)]
     article7_config: Option<PathBuf>,
+    /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
 }
