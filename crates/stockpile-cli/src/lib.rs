@@ -1,7 +1,9 @@
 //! The `stockpile` command line: what an inspector (and a script) runs.
 //!
 //! Commands: `keygen`, `verify` (an export file, or the live ledger with `--nats`),
-//! `export`, `checkpoint`, `emit`, `prove`, `check-proof`, `inspect`, `generate`.
+//! `export`, `checkpoint`, `emit`, `prove`, `check-proof`, `inspect`, `generate`;
+//! `query` (a view as JSON) and `report article7` from an export, the live ledger or a
+//! projector (module `query`; there, exit 1 means no such lot).
 //! Exit codes: 0 clean (or proof valid), 1 findings (or proof invalid), 2 usage or I/O
 //! error. [`run`] takes the arguments and the output streams, so tests drive the real
 //! command in-process.
@@ -23,6 +25,7 @@ use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
 
 mod nats;
+mod query;
 
 /// Exit code: everything verified.
 pub const EXIT_CLEAN: u8 = 0;
@@ -125,6 +128,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a view as JSON from an export, the live ledger or a projector.
+    /// Exit 0 answered, 1 no such lot, 2 error.
+    Query(query::QueryArgs),
+    /// Write a report (Article 7) from an export, the live ledger or a projector.
+    #[command(subcommand)]
+    Report(query::ReportCommand),
     /// Generate a signed scenario ledger (an export and its trust root).
     Generate {
         #[arg(long, value_enum, default_value_t = DatasetArg::Us)]
@@ -228,7 +237,7 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return code;
         }
     };
-    match dispatch(cli.command, out) {
+    match dispatch(cli.command, out, err) {
         Ok(code) => code,
         Err(error) => {
             let _ = writeln!(err, "stockpile: error: {error:#}");
@@ -237,7 +246,7 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     }
 }
 
-fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8> {
+fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     match command {
         Command::Keygen {
             name,
@@ -307,6 +316,8 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8> {
             limit,
             json,
         } => inspect(&export, from, limit, json, out),
+        Command::Query(args) => query::query(&args, out, err),
+        Command::Report(command) => query::report(&command, out, err),
         Command::Generate {
             dataset,
             seed,

@@ -55,14 +55,14 @@ impl NatsArgs {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-async fn jetstream_context(args: &NatsArgs) -> Result<jetstream::Context> {
+pub(crate) async fn jetstream_context(args: &NatsArgs) -> Result<jetstream::Context> {
     let client = stockpile_nats::connect(&args.config()?).await?;
     Ok(jetstream::new(client))
 }
