@@ -4,6 +4,7 @@
 
 mod appender;
 mod cli;
+mod cli_query;
 mod corpus;
 mod nats_acl;
 mod pipeline;
