@@ -133,16 +133,6 @@ impl Projector {
         }
     }
 
-    /// A fresh fold of the stored entries recorded on or before `last_date` (the
-    /// position an Article 7 report for that year is computed at).
-    pub fn fold_through(&self, last_date: Date) -> anyhow::Result<ViewFold> {
-        let history = self.history();
-        match history.entries_through(last_date)? {
-            0 => Ok(history.empty_fold()),
-            entries => history.fold_at(entries - 1),
-        }
-    }
-
     /// Folds a batch of consecutive entries and commits them with the documents they
     /// changed and the tracking record, atomically, and flushes. Entries below the
     /// tracking record (a redelivery) are skipped. On a fold error nothing is committed
