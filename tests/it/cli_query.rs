@@ -6,26 +6,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use serde_json::Value;
 use stockpile_core::events::{EventBody, LotBasis};
 use stockpile_core::hash::entry_link_hash;
 use stockpile_core::time::Date;
 use stockpile_ledger::export::{ExportReader, ExportWriter};
-use stockpile_nats::topology::{ensure_projector_consumer, submit_subject};
 use stockpile_proto::envelope::{EntryVerdict, decode_entry, decode_submission};
 use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig, ScenarioOutcome};
 use stockpile_views::query::VIEW_NAMES;
 
-use crate::support::nats::NatsServer;
-use crate::support::system::{
-    SETTLE_TIMEOUT, Service, binary, jetstream_as, nats_args, runtime, start_sequencer, stockpile,
-    wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size, wait_for_stream,
-};
+use crate::support::live::Live;
+use crate::support::system::stockpile;
 
 /// Entries the offline scenario is padded to (the Finland-like story, then routine
 /// operations): a few years of activity, folded in well under a second.
@@ -840,78 +834,14 @@ fn sources_are_exactly_one_and_checked() {
 
 #[test]
 fn the_export_the_live_ledger_and_a_projector_give_the_same_answers() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = ScenarioConfig {
-        seed: 9,
-        dataset: Dataset::FinlandLike,
-        min_entries: LIVE_ENTRIES,
-        checkpoint_every: 0,
-    };
-    let submissions: Vec<_> = stockpile_scenario::submissions(&config).collect();
-    let keys = stockpile_scenario::ScenarioKeys::new(config.dataset, config.seed);
-    let sequencer = start_sequencer(
-        &nats,
-        dir.path(),
-        "main",
-        &keys.trust_root().to_json(),
-        &keys.log,
-        &[],
-    );
-    let trust = text(&dir.path().join("trust-main.json"));
-    let rt = runtime();
-    let js = rt.block_on(jetstream_as(&nats, "admin"));
-    let total = submissions.len() as u64;
-    rt.block_on(async {
-        wait_for_stream(&js, &[&sequencer]).await;
-        for submission in &submissions {
-            js.send_publish(
-                submit_subject("depot"),
-                PublishMessage::build().payload(submission.bytes.clone()),
-            )
-            .await
-            .expect("queue")
-            .await
-            .expect("stored");
-        }
-        wait_for_ledger_size(&js, total, &[&sequencer]).await;
-        wait_for_checkpoint(&js, total, &[&sequencer]).await;
-        // Readers may not create consumers: admin creates the projector's.
-        ensure_projector_consumer(&js, "main")
-            .await
-            .expect("the projector's consumer");
-    });
-
-    let addr_file = dir.path().join("projector.addr");
-    let (mut args, envs) = nats_args(&nats.config_for("projector"));
-    args.extend([
-        "--addr-file".into(),
-        text(&addr_file),
-        "--trust".into(),
-        trust.clone(),
-        "--store".into(),
-        text(&dir.path().join("views")),
-        "--state-name".into(),
-        MARKUP_STATE.into(),
-    ]);
-    let mut projector = Service::start(
-        "projector",
-        binary("stockpile-projector"),
-        args,
-        envs,
-        dir.path(),
-    );
-    let caught_up = format!("caught up with the ledger entries={total}");
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    while !projector.log().contains(&caught_up) {
-        assert!(
-            Instant::now() < deadline,
-            "the projector did not catch up:\n{}",
-            projector.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let base = format!("http://{}", wait_for_addr_file(&addr_file, &projector));
+    let mut live = Live::start(9, LIVE_ENTRIES);
+    let total = live.publish(usize::MAX);
+    let mut projector = live.projector_with("main", &[], &["--state-name", MARKUP_STATE]);
+    projector.wait_for_entries(total);
+    let (nats, dir) = (&live.nats, &live.dir);
+    let trust = text(&live.trust);
+    let base = format!("http://{}", projector.addr());
+    let projector = &mut projector.service;
 
     // The inspector's three ways to the same ledger.
     let export: PathBuf = dir.path().join("live.export");

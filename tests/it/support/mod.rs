@@ -3,6 +3,7 @@
 //! so that tests can check the verifier catches it.
 
 pub mod events;
+pub mod live;
 pub mod nats;
 pub mod system;
 
