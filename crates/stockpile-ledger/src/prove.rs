@@ -28,11 +28,11 @@ pub enum ProveError {
     Export(#[from] ExportError),
     #[error("the export's origin {found:?} is not the trust root's {expected:?}")]
     WrongOrigin { expected: String, found: String },
-    #[error("entry {index} is not in the export, which holds {entries} entries")]
+    #[error("entry {index} is not among the {entries} entries held")]
     NoSuchEntry { index: u64, entries: u64 },
-    #[error("no verified checkpoint in the export covers entry {index}")]
+    #[error("no verified checkpoint covers entry {index}")]
     NoCheckpointCovers { index: u64 },
-    #[error("the export has no verified checkpoint of size {size}; verified sizes: {available:?}")]
+    #[error("no verified checkpoint of size {size}; verified sizes: {available:?}")]
     NoCheckpointOfSize { size: u64, available: Vec<u64> },
     #[error("the checkpoint of size {size} is beyond the {entries} entries held")]
     CheckpointAhead { size: u64, entries: u64 },

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -139,6 +140,12 @@ fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, ApiError> {
         .map_err(|_| bad_request(format!("{name} {text:?} is not a valid number")))
 }
 
+/// A path parameter, or a JSON 400 (e.g. a lot id that is not UTF-8).
+fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(text)| text)
+        .map_err(|rejection| bad_request(rejection.body_text()))
+}
+
 /// Query parameters, refused whole (400) when malformed or unknown.
 fn params<T>(
     query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
@@ -240,7 +247,8 @@ struct ViewParams {
 
 /// Where a view is asked for.
 enum Position {
-    Now,
+    /// Wherever the views are when answering.
+    Latest,
     /// Through this index (inclusive).
     Index(u64),
 }
@@ -259,11 +267,7 @@ fn position(app: &App, params: &ViewParams) -> Result<Position, ApiError> {
                     format!("entry {index} is not in the views: they hold {applied} entries"),
                 ));
             }
-            Ok(if index + 1 == applied {
-                Position::Now
-            } else {
-                Position::Index(index)
-            })
+            Ok(Position::Index(index))
         }
         (None, Some(size)) => {
             let size: u64 = number("as_of_checkpoint", size)?;
@@ -279,13 +283,9 @@ fn position(app: &App, params: &ViewParams) -> Result<Position, ApiError> {
                     format!("no verified checkpoint of size {size}; the latest is {latest:?}"),
                 ));
             }
-            Ok(if size == applied {
-                Position::Now
-            } else {
-                Position::Index(size - 1)
-            })
+            Ok(Position::Index(size - 1))
         }
-        (None, None) => Ok(Position::Now),
+        (None, None) => Ok(Position::Latest),
     }
 }
 
@@ -338,10 +338,13 @@ fn view_route(name: &'static str) -> MethodRouter<App> {
 
 async fn lot(
     State(app): State<App>,
-    Path(lot_id): Path<String>,
+    lot_id: Result<Path<String>, PathRejection>,
     query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    view(app, "lot", Some(lot_id), query).await
+    match path_text(lot_id) {
+        Ok(lot_id) => view(app, "lot", Some(lot_id), query).await,
+        Err(problem) => problem.into_response(),
+    }
 }
 
 async fn view(
@@ -372,12 +375,23 @@ async fn answer_view(
     };
     let query =
         ViewQuery::parse(name, lot_id, year).map_err(|problem| bad_request(problem.to_string()))?;
-    let answered = match position(app, &params)? {
-        Position::Now => {
-            let projector = app.shared.read().map_err(internal)?;
-            answer(projector.fold(), &query)
+    let position = position(app, &params)?;
+    let live = {
+        // The live fold answers when it stands exactly where asked (checked under the
+        // same guard that answers, so a batch landing meanwhile cannot slip in).
+        let projector = app.shared.read().map_err(internal)?;
+        match position {
+            Position::Latest => Some(answer(projector.fold(), &query)),
+            Position::Index(index) if projector.fold().last_index() == Some(index) => {
+                Some(answer(projector.fold(), &query))
+            }
+            Position::Index(_) => None,
         }
-        Position::Index(index) => answer(&*fold_at(app, index).await?, &query),
+    };
+    let answered = match (live, position) {
+        (Some(answered), _) => answered,
+        (None, Position::Index(index)) => answer(&*fold_at(app, index).await?, &query),
+        (None, Position::Latest) => unreachable!("the latest position is answered live"),
     };
     answered.map_err(|problem| match problem {
         QueryError::UnknownLot(_) => error(StatusCode::NOT_FOUND, problem.to_string()),
@@ -398,9 +412,13 @@ struct ReportParams {
 /// 31 December.
 async fn report_article7(
     State(app): State<App>,
-    Path(year): Path<String>,
+    year: Result<Path<String>, PathRejection>,
     query: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let year = match path_text(year) {
+        Ok(year) => year,
+        Err(problem) => return problem.into_response(),
+    };
     match article7(&app, &year, query).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
@@ -426,16 +444,21 @@ async fn article7(
         .await
         .map_err(|joined| internal(anyhow::anyhow!("{joined}")))?
         .map_err(internal)?;
-    let fold = match through {
-        0 => Arc::new(app.shared.read().map_err(internal)?.history().empty_fold()),
-        entries if entries == app.shared.read().map_err(internal)?.next_index() => {
-            // The whole ledger so far: the live fold (copied out under the lock).
-            Arc::new(app.shared.read().map_err(internal)?.fold().snapshot())
+    let live = {
+        // The whole ledger so far: the live fold, compared and copied under one guard.
+        let projector = app.shared.read().map_err(internal)?;
+        match through {
+            0 => Some(projector.history().empty_fold()),
+            entries if entries == projector.next_index() => Some(projector.fold().snapshot()),
+            _ => None,
         }
-        entries => fold_at(app, entries - 1).await?,
+    };
+    let fold = match live {
+        Some(fold) => Arc::new(fold),
+        None => fold_at(app, through - 1).await?,
     };
     let report = article7_report(&fold, year, &app.article7, None)
-        .map_err(|problem| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{problem:?}")))?;
+        .map_err(|problem| error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string()))?;
     Ok(match format.as_str() {
         "csv" => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
@@ -507,9 +530,9 @@ async fn checkpoints(State(app): State<App>) -> Result<Response, ApiError> {
 
 async fn checkpoint(
     State(app): State<App>,
-    Path(size): Path<String>,
+    size: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let size: u64 = number("size", &size)?;
+    let size: u64 = number("size", &path_text(size)?)?;
     let projector = app.shared.read().map_err(internal)?;
     let held = projector
         .proofs()
@@ -520,8 +543,11 @@ async fn checkpoint(
 
 /// The bytes of one applied entry, exactly as in the ledger (what a proof is checked
 /// against).
-async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<Response, ApiError> {
-    let index: u64 = number("index", &index)?;
+async fn entry(
+    State(app): State<App>,
+    index: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let index: u64 = number("index", &path_text(index)?)?;
     let bytes = app
         .shared
         .read()
@@ -558,10 +584,10 @@ struct InclusionParams {
 /// A C2SP tlog-proof of one entry against a verified checkpoint.
 async fn inclusion_proof(
     State(app): State<App>,
-    Path(index): Path<String>,
+    index: Result<Path<String>, PathRejection>,
     query: Result<Query<InclusionParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let index: u64 = number("index", &index)?;
+    let index: u64 = number("index", &path_text(index)?)?;
     let size = match params(query)?.checkpoint {
         Some(size) => Some(number::<u64>("checkpoint", &size)?),
         None => None,

@@ -221,7 +221,14 @@ pub async fn run(
         entries = projector.next_index(),
         "view store opened and refolded"
     );
+    let (applied, checkpoints) = (
+        projector.next_index(),
+        projector.proofs().checkpoints().len(),
+    );
     let shared = Arc::new(Shared::new(&config.replica, projector));
+    // Figures from the start, even while NATS is away.
+    shared.metrics.positions(applied, applied);
+    shared.metrics.checkpoints_verified(checkpoints);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

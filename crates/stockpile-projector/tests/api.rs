@@ -590,6 +590,8 @@ async fn errors_are_json_with_the_status_that_says_what_went_wrong() {
         format!("/v1/proofs/consistency?from={first}&to={first}"),
         format!("/v1/proofs/consistency?from={first}&to=1"),
         "/v1/proofs/consistency?from=0".to_string(),
+        // Not UTF-8 once decoded: still a JSON answer.
+        "/v1/lots/%FF".to_string(),
     ] {
         let message = get(router, &uri).await.error(StatusCode::BAD_REQUEST);
         assert!(!message.contains(FALLBACK_ERROR), "{uri}: {message}");
@@ -936,9 +938,10 @@ async fn article7_reports_equal_the_report_of_a_fold_through_the_year_end() {
 
     // Before the regime (before the ledger starts): nothing to report.
     let uri = format!("/v1/reports/article7/{}", first_year - 1);
-    get(router, &uri)
+    let message = get(router, &uri)
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(message.contains("RegimeConfigured"), "a sentence: {message}");
     for uri in [
         "/v1/reports/article7/99999",
         "/v1/reports/article7/0",
