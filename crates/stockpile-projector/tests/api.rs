@@ -941,7 +941,10 @@ async fn article7_reports_equal_the_report_of_a_fold_through_the_year_end() {
     let message = get(router, &uri)
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(message.contains("RegimeConfigured"), "a sentence: {message}");
+    assert!(
+        message.contains("RegimeConfigured"),
+        "a sentence: {message}"
+    );
     for uri in [
         "/v1/reports/article7/99999",
         "/v1/reports/article7/0",
