@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stockpile_core::events::{Event, EventBody, Role};
+use stockpile_core::events::{Event, Role};
 use stockpile_core::keys::SignerKey;
 use stockpile_core::tlog_proof::TlogProof;
+use stockpile_emitter::json::{request_for_event, service_for_role};
 use stockpile_nats::ledger::read_ledger;
 use stockpile_proto::envelope::{EntryVerdict, decode_entry, decode_submission};
 use stockpile_scenario::{Dataset, ScenarioConfig, ScenarioKeys, Submission};
@@ -25,15 +26,6 @@ use crate::support::system::{
 struct Emitter {
     service: Service,
     addr: String,
-}
-
-/// The emitting service of a role, its binary, and the roles it holds keys for.
-fn service_of(role: Role) -> &'static str {
-    match role {
-        Role::Registrar | Role::Depot | Role::Inspector => "depot",
-        Role::Demil | Role::Certifier => "demil",
-        Role::ExportControl => "export-control",
-    }
 }
 
 fn start_emitter(
@@ -106,35 +98,6 @@ fn start_all(
     emitters
 }
 
-/// The event body as the services' API takes it (`site_registered` names its site's
-/// kind `site_kind`, since `kind` is the event kind).
-fn body_json(body: &EventBody) -> Value {
-    if let EventBody::SiteRegistered(site) = body {
-        let mut fields = serde_json::to_value(site).expect("serializes");
-        let object = fields.as_object_mut().expect("an object");
-        let site_kind = object.remove("kind").expect("a site kind");
-        object.insert("site_kind".into(), site_kind);
-        object.insert("kind".into(), json!("site_registered"));
-        return fields;
-    }
-    serde_json::to_value(body).expect("serializes")
-}
-
-/// The request a service needs to emit this event again (it signs and numbers it itself).
-fn request_for(event: &Event, role: Role) -> String {
-    let mut request = json!({
-        "event_id": event.event_id,
-        "actor": event.actor,
-        "occurred_at_ms": event.occurred_at.0,
-        "evidence": event.evidence,
-        "body": body_json(&event.body),
-    });
-    if event.body.kind().owner().is_none() {
-        request["role"] = serde_json::to_value(role).expect("serializes");
-    }
-    request.to_string()
-}
-
 fn scenario_events() -> (Vec<(Submission, Event)>, ScenarioKeys) {
     let config = ScenarioConfig {
         seed: 11,
@@ -171,12 +134,12 @@ fn the_three_services_emit_a_scenario_end_to_end() {
     let mut first_receipt: Option<Value> = None;
     for (submission, event) in &events {
         let role = submission.role.expect("filtered");
-        let emitter = &emitters[service_of(role)];
+        let emitter = &emitters[service_for_role(role)];
         let (status, body) = http(
             &emitter.addr,
             "POST",
             "/v1/events?wait=true",
-            Some(&request_for(event, role)),
+            Some(&request_for_event(event, role).to_string()),
         );
         let receipt: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         match (status, &submission.expected_rejection) {
@@ -285,7 +248,7 @@ fn the_three_services_emit_a_scenario_end_to_end() {
         (depot, json!({"actor": "a", "body": {"kind": "lot_teleported"}}).to_string(), 400, "lot_teleported"),
         (
             demil,
-            request_for(&events.iter().find(|(s, _)| s.role == Some(Role::Depot)).expect("depot events").1, Role::Depot),
+            request_for_event(&events.iter().find(|(s, _)| s.role == Some(Role::Depot)).expect("depot events").1, Role::Depot).to_string(),
             403,
             "lot_declared",
         ),
@@ -322,7 +285,7 @@ fn an_emitter_killed_with_events_in_its_outbox_loses_and_duplicates_nothing() {
     // The opening of the story the depot service can emit alone.
     let prefix: Vec<&(Submission, Event)> = events
         .iter()
-        .take_while(|(s, _)| service_of(s.role.expect("filtered")) == "depot")
+        .take_while(|(s, _)| service_for_role(s.role.expect("filtered")) == "depot")
         .collect();
     assert!(
         prefix.len() >= 20,
@@ -336,7 +299,7 @@ fn an_emitter_killed_with_events_in_its_outbox_loses_and_duplicates_nothing() {
                 addr,
                 "POST",
                 "/v1/events",
-                Some(&request_for(event, submission.role.expect("filtered"))),
+                Some(&request_for_event(event, submission.role.expect("filtered")).to_string()),
             );
             assert_eq!(status, 202, "{body}");
         }

@@ -15,7 +15,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use stockpile_core::events::{EventBody, Evidence, Role, SiteRegistered};
+use stockpile_core::events::{Event, EventBody, Evidence, Role, SiteRegistered};
 use stockpile_core::time::TimestampMs;
 
 use crate::sdk::EventDraft;
@@ -77,6 +77,45 @@ pub fn event_body_from_json(value: Value) -> Result<EventBody, String> {
     ))
 }
 
+/// The body as JSON the way [`event_body_from_json`] reads it back (`site_registered`'s
+/// own kind written as `site_kind`).
+pub fn event_body_to_json(body: &EventBody) -> Value {
+    // Event bodies are plain data with string keys: serialization cannot fail.
+    let mut value = serde_json::to_value(body).expect("event bodies serialize to JSON");
+    if let (EventBody::SiteRegistered(site), Value::Object(fields)) = (body, &mut value) {
+        let site_kind = serde_json::to_value(site.kind).expect("site kinds serialize");
+        fields.insert(SITE_KIND_FIELD.into(), site_kind);
+        fields.insert("kind".into(), Value::String("site_registered".into()));
+    }
+    value
+}
+
+/// The request that makes an emitting service emit `event` again — same id, actor,
+/// occurrence time, evidence and body; the service numbers and signs it with its own
+/// key for `role` (named in the request only for kinds no single role owns).
+pub fn request_for_event(event: &Event, role: Role) -> Value {
+    let mut request = serde_json::json!({
+        "event_id": event.event_id,
+        "actor": event.actor,
+        "occurred_at_ms": event.occurred_at.0,
+        "evidence": event.evidence,
+        "body": event_body_to_json(&event.body),
+    });
+    if event.body.kind().owner().is_none() {
+        request["role"] = serde_json::to_value(role).expect("roles serialize");
+    }
+    request
+}
+
+/// The emitting service that holds the key of `role` (`stockpile-<service>`).
+pub fn service_for_role(role: Role) -> &'static str {
+    match role {
+        Role::Registrar | Role::Depot | Role::Inspector => "depot",
+        Role::Demil | Role::Certifier => "demil",
+        Role::ExportControl => "export-control",
+    }
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -118,6 +157,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn bodies_written_to_json_read_back_the_same() {
+        let site = EventBody::SiteRegistered(SiteRegistered {
+            site_id: "S1".into(),
+            name: "Depot <A>".into(),
+            kind: stockpile_core::events::SiteKind::Depot,
+            country_code: "FI".into(),
+            in_korean_peninsula: false,
+        });
+        let json = event_body_to_json(&site);
+        assert_eq!(json["site_kind"], "depot");
+        assert_eq!(event_body_from_json(json).unwrap(), site);
     }
 
     #[test]

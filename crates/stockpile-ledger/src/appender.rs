@@ -128,11 +128,28 @@ impl Appender {
         submissions: &[Bytes],
         recorded_at: TimestampMs,
     ) -> Vec<Appended> {
+        let times = vec![recorded_at; submissions.len()];
+        self.append_batch_at(submissions, &times)
+    }
+
+    /// [`Appender::append_batch`] with a recording time per submission (each still
+    /// raised to the previous entry's, so time never goes backwards).
+    pub fn append_batch_at(
+        &mut self,
+        submissions: &[Bytes],
+        recorded_at: &[TimestampMs],
+    ) -> Vec<Appended> {
+        assert_eq!(
+            submissions.len(),
+            recorded_at.len(),
+            "one recording time per submission"
+        );
         let checks = self.signature_checks(submissions.iter().map(|s| s.as_ref()));
         submissions
             .iter()
             .zip(checks)
-            .map(|(submission, check)| {
+            .zip(recorded_at.iter().copied())
+            .map(|((submission, check), recorded_at)| {
                 if submission.len() > SUBMISSION_BYTES_MAX {
                     self.append_oversized(submission.len(), Hash32::digest(submission), recorded_at)
                 } else {

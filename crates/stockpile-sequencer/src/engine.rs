@@ -28,7 +28,7 @@ use stockpile_nats::topology::{
 };
 use stockpile_proto::envelope::{EntryVerdict, decode_submission};
 
-use crate::{FETCH_WAIT, SUBMISSION_ACK_WAIT, SequencerConfig};
+use crate::{FETCH_WAIT, RecordingClock, SUBMISSION_ACK_WAIT, SequencerConfig};
 
 /// Entries restored per batch when rebuilding from LEDGER (signatures checked in parallel
 /// per batch).
@@ -151,9 +151,24 @@ impl Sequencer {
             .iter()
             .map(|(_, message)| message.payload.clone())
             .collect();
+        let times: Vec<TimestampMs> = match self.config.clock {
+            RecordingClock::System => vec![now; payloads.len()],
+            // The appender raises each to the previous entry's time.
+            RecordingClock::EventTime => payloads
+                .iter()
+                .map(|payload| {
+                    decode_submission(payload)
+                        .map(|submission| submission.event.occurred_at)
+                        .unwrap_or(TimestampMs(i64::MIN))
+                })
+                .collect(),
+        };
         let (mut prev_link, appended) = {
             let mut appender = self.lock();
-            (appender.head_link(), appender.append_batch(&payloads, now))
+            (
+                appender.head_link(),
+                appender.append_batch_at(&payloads, &times),
+            )
         };
 
         // The fence is two-fold. The expected last sequence pins the position; the

@@ -82,6 +82,21 @@ pub struct SequencerConfig {
     pub checkpoint_interval: Duration,
     /// Stream replicas: 1 on one server, 3 in a cluster.
     pub replicas: usize,
+    /// What `recorded_at` each entry gets.
+    pub clock: RecordingClock,
+}
+
+/// Where an entry's `recorded_at` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingClock {
+    /// The sequencer's system clock when it appends (production).
+    #[default]
+    System,
+    /// The event's own `occurred_at` (never before the previous entry's time; a
+    /// submission that does not decode gets the previous time). For loading a
+    /// multi-year history in minutes — the `make run` demo — never for a real ledger:
+    /// the entries then claim to have been recorded when their events occurred.
+    EventTime,
 }
 
 impl SequencerConfig {
@@ -95,6 +110,7 @@ impl SequencerConfig {
             checkpoint_every: CHECKPOINT_EVERY_ENTRIES,
             checkpoint_interval: CHECKPOINT_INTERVAL,
             replicas: 1,
+            clock: RecordingClock::System,
         }
     }
 

@@ -38,6 +38,10 @@ struct Args {
     /// Stream replicas (3 in a JetStream cluster).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    /// Record each entry at its event's occurrence time instead of now. Demo only (it
+    /// loads years of history in minutes); a real ledger records when it sequences.
+    #[arg(long)]
+    demo_event_time: bool,
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -61,6 +65,12 @@ fn config(args: Args) -> anyhow::Result<SequencerConfig> {
     config.checkpoint_every = args.checkpoint_every;
     config.checkpoint_interval = Duration::from_millis(args.checkpoint_interval_ms);
     config.replicas = args.replicas;
+    if args.demo_event_time {
+        config.clock = stockpile_sequencer::RecordingClock::EventTime;
+        tracing::warn!(
+            "--demo-event-time: entries are recorded at their events' times, not when sequenced"
+        );
+    }
     Ok(config)
 }
 
