@@ -20,6 +20,8 @@
 //!   position.
 //! - [`query`]: views by name and the answer to a query (shared by the projector's API
 //!   and `stockpile query`).
+//! - [`series`]: time series for charts (held stock over time, destruction since EIF
+//!   against the Article 4 deadline), bounded in length.
 //! - `render`: CSV and HTML escaping shared by the renderings.
 //!
 //! # Invariants
@@ -34,4 +36,5 @@ pub mod digest;
 pub mod fold;
 pub mod query;
 mod render;
+pub mod series;
 pub mod views;
