@@ -7,11 +7,14 @@ export STOCKPILE_SLOW_TESTS ?= 1
 
 .PHONY: run test lint fmt build bench vectors clean demo nats
 
-## run: generate the demo ledgers and verify them (the services arrive with issues 3-5)
-run: nats build
-	@mkdir -p target/demo
-	$(CARGO) run --release -q -p stockpile-cli -- generate --dataset us --seed 1 --out target/demo/us.export --trust-out target/demo/us.trust.json
-	$(CARGO) run --release -q -p stockpile-cli -- verify target/demo/us.export --trust target/demo/us.trust.json
+## run: the whole system on this machine — nats-server, sequencer, projector (API and
+## dashboard) and the three emitting services — seeded with the demo scenario through the
+## services' APIs and verified; Ctrl-C stops everything. Options go in RUN_ARGS, e.g.
+## `make run RUN_ARGS="--exit-after-verify"` (scripts: exit with the verifier's code) or
+## `RUN_ARGS="--dataset finland --dashboard 127.0.0.1:9090"`.
+run: nats
+	$(CARGO) build --release --workspace --bins
+	./target/release/stockpile-run $(RUN_ARGS)
 
 ## test: every test, plus the formatting and lint gate
 test: nats lint
