@@ -79,7 +79,11 @@ pub fn verify(args: &NatsArgs, trust: &TrustRoot, strict_signatures: bool) -> Re
             verifier.push_checkpoint(stored.note.as_bytes());
         }
         let mut batch: Vec<Bytes> = Vec::with_capacity(VERIFY_BATCH_ENTRIES);
+        let bar = entries_bar("verifying", &js).await;
         read_ledger(&js, 0, |message| {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
             batch.push(message.entry);
             if batch.len() == VERIFY_BATCH_ENTRIES {
                 verifier.push_entries(std::mem::take(&mut batch));
@@ -88,8 +92,29 @@ pub fn verify(args: &NatsArgs, trust: &TrustRoot, strict_signatures: bool) -> Re
         })
         .await?;
         verifier.push_entries(batch);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         Ok(verifier.finish())
     })
+}
+
+/// A progress bar over the ledger's entries, on a terminal only (scripts and logs get
+/// none).
+async fn entries_bar(what: &str, js: &jetstream::Context) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = stockpile_nats::ledger::ledger_size(js).await.ok()?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} entries ({{per_sec}}, {{eta}} left)"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
 }
 
 /// Writes an export of the ledger as it stands: entries in order, each checkpoint right
@@ -106,9 +131,13 @@ pub fn export(args: &NatsArgs, origin: &str, out: &Path) -> Result<(u64, u64)> {
         let mut pending = checkpoint_sizes(&checkpoints)?.into_iter().peekable();
         let mut writer = ExportWriter::new(BufWriter::new(file), origin)?;
         let mut written = 0u64;
+        let bar = entries_bar("exporting", &js).await;
         read_ledger(&js, 0, |message| {
             writer.write_entry(&message.entry)?;
             written += 1;
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
             while let Some((_, note)) = pending.next_if(|(size, _)| *size <= written) {
                 writer.write_checkpoint(note.as_bytes())?;
             }
@@ -119,6 +148,9 @@ pub fn export(args: &NatsArgs, origin: &str, out: &Path) -> Result<(u64, u64)> {
         // the ledger is shorter than something signed.
         for (_, note) in pending {
             writer.write_checkpoint(note.as_bytes())?;
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         let counts = (writer.entries_written(), writer.checkpoints_written());
         writer.finish()?.flush()?;
