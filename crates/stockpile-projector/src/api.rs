@@ -1,13 +1,16 @@
 //! The projector's read-only HTTP API: views, lot history, the Article 7 report, signed
-//! checkpoints, inclusion and consistency proofs, status, readiness and metrics.
+//! checkpoints, inclusion and consistency proofs, status, readiness and metrics; and the
+//! dashboard's HTML pages (`/`, `/lots/{lot_id}`, rendered by [`crate::dashboard`]).
 //!
 //! Described by `openapi.json` (served at `/openapi.json`); a test keeps the document
 //! and [`routes`] in step. Every view names the ledger position it reflects
 //! (`as_of_index`, `entries`, `head_link`) and can be asked "as of" an earlier index or
 //! a verified checkpoint. Errors are JSON `{"error": ...}`: 404 for an unknown lot,
-//! entry, checkpoint or route, 400 for malformed parameters.
+//! entry, checkpoint or route, 400 for malformed parameters; the dashboard's pages
+//! answer their errors as HTML pages.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -20,10 +23,11 @@ use serde::Deserialize;
 use serde_json::json;
 use stockpile_ledger::prove::ProveError;
 use stockpile_views::article7::{Article7Config, article7_report, year_end};
-use stockpile_views::fold::ViewFold;
+use stockpile_views::fold::{ViewFold, entry_recorded_at};
 use stockpile_views::query::{QueryError, ViewQuery, answer};
 
 use crate::Shared;
+use crate::dashboard::{self, LedgerStatus, Verification};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -39,12 +43,17 @@ struct App {
     /// Recently computed folds of earlier positions, newest last.
     folds: Arc<Mutex<VecDeque<Arc<ViewFold>>>>,
     folding: Arc<tokio::sync::Semaphore>,
+    /// The `stockpile verify --json` report the dashboard shows, read at each request
+    /// (a verifier rewrites it whenever it runs).
+    verification_report: Option<Arc<PathBuf>>,
 }
 
 /// Every route: path and handler. [`router`] serves exactly these, and the OpenAPI test
 /// compares their paths with the document's.
 fn routes() -> Vec<(&'static str, MethodRouter<App>)> {
     vec![
+        ("/", get(dashboard_overview)),
+        ("/lots/{lot_id}", get(dashboard_lot)),
         ("/health", get(health)),
         ("/ready", get(ready)),
         ("/metrics", get(metrics)),
@@ -78,13 +87,19 @@ pub fn route_paths() -> Vec<&'static str> {
     routes().into_iter().map(|(path, _)| path).collect()
 }
 
-/// The API's routes.
-pub fn router(shared: Arc<Shared>, article7: Article7Config) -> Router {
+/// The API's routes. `verification_report`: where a verifier writes its
+/// `stockpile verify --json` report, shown on the dashboard.
+pub fn router(
+    shared: Arc<Shared>,
+    article7: Article7Config,
+    verification_report: Option<PathBuf>,
+) -> Router {
     let app = App {
         shared,
         article7: Arc::new(article7),
         folds: Arc::new(Mutex::new(VecDeque::new())),
         folding: Arc::new(tokio::sync::Semaphore::new(AS_OF_FOLDS_CONCURRENT)),
+        verification_report: verification_report.map(Arc::new),
     };
     routes()
         .into_iter()
@@ -229,6 +244,121 @@ async fn status(State(app): State<App>) -> Result<Response, ApiError> {
         },
     }))
     .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// The dashboard
+
+/// An HTML page, with the policy that lets only its own inline script run and loads
+/// nothing from anywhere; never cached, as it changes with every batch.
+fn html_page(status: StatusCode, page: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                dashboard::content_security_policy(),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+/// A 500 as a page (the dashboard is read by people, not programs).
+fn html_internal(problem: anyhow::Error) -> Response {
+    tracing::error!("rendering a dashboard page: {problem:#}");
+    html_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        dashboard::error_page("Internal error", &format!("{problem:#}")),
+    )
+}
+
+/// The overview: charts and tables over the live views, the ledger's status and the
+/// last verification.
+async fn dashboard_overview(State(app): State<App>) -> Response {
+    // The report file is read off the async threads, before taking the lock.
+    let path = app.verification_report.clone();
+    let verification = tokio::task::spawn_blocking(move || {
+        dashboard::read_verification(path.as_deref().map(PathBuf::as_path))
+    })
+    .await
+    .unwrap_or_else(|joined| Verification::Unreadable {
+        path: PathBuf::new(),
+        reason: format!("reading the report failed: {joined}"),
+    });
+    match overview(&app, &verification) {
+        Ok(page) => html_page(StatusCode::OK, page),
+        Err(problem) => html_internal(problem),
+    }
+}
+
+fn overview(app: &App, verification: &Verification) -> anyhow::Result<String> {
+    let status = app.shared.status();
+    // Readiness takes the read lock itself: ask before holding it here.
+    let ready = app.shared.readiness();
+    let projector = app.shared.read()?;
+    let first_year = match projector.store().entry(0)? {
+        Some(bytes) => Some(entry_recorded_at(&bytes, 0)?.date().year()),
+        None => None,
+    };
+    let ledger = LedgerStatus {
+        replica: app.shared.replica.clone(),
+        origin: projector.trust().origin.clone(),
+        applied_entries: projector.next_index(),
+        ledger_entries: status.ledger_entries,
+        last_contact_ms_ago: status
+            .last_contact
+            .map(|at| at.elapsed().as_millis() as u64),
+        ready,
+        last_error: status.last_error,
+        rebuilding: status.rebuilding,
+        latest_checkpoint: projector
+            .proofs()
+            .latest_checkpoint()
+            .map(|latest| (latest.checkpoint.size, latest.checkpoint.root.to_base64())),
+        checkpoints_verified: projector.proofs().checkpoints().len(),
+        checkpoints_refused: projector.store().refused_checkpoints()?.len(),
+        first_year,
+    };
+    Ok(dashboard::overview_page(
+        projector.fold(),
+        &ledger,
+        verification,
+    ))
+}
+
+/// One lot's page; an HTML 404 page for a lot the ledger does not hold.
+async fn dashboard_lot(
+    State(app): State<App>,
+    lot_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let lot_id = match lot_id {
+        Ok(Path(lot_id)) => lot_id,
+        Err(rejection) => {
+            return html_page(
+                StatusCode::BAD_REQUEST,
+                dashboard::error_page("Bad request", &rejection.body_text()),
+            );
+        }
+    };
+    let projector = match app.shared.read() {
+        Ok(projector) => projector,
+        Err(problem) => return html_internal(problem),
+    };
+    let provable = projector
+        .proofs()
+        .latest_checkpoint()
+        .map_or(0, |latest| latest.checkpoint.size);
+    match dashboard::lot_page(projector.fold(), &lot_id, provable) {
+        Some(page) => html_page(StatusCode::OK, page),
+        None => html_page(
+            StatusCode::NOT_FOUND,
+            dashboard::lot_not_found_page(&lot_id),
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 //! - [`engine`]: the fold, the Merkle tree and the checkpoints, advanced one batch at a
 //!   time; folds of earlier positions.
 //! - [`api`]: the read-only HTTP API (its OpenAPI document is `openapi.json`).
+//! - [`dashboard`]: the HTML pages of the dashboard the API serves at `/`.
 //! - [`metrics`]: Prometheus figures. [`faults`]: crash injection for tests.
 //!
 //! # Reading the ledger
@@ -23,6 +24,7 @@
 //! view that catches up exactly.
 
 pub mod api;
+pub mod dashboard;
 pub mod engine;
 pub mod faults;
 pub mod generations;
@@ -83,6 +85,9 @@ pub struct ProjectorConfig {
     pub addr_file: Option<PathBuf>,
     /// Cover-page configuration of the Article 7 report.
     pub article7: stockpile_views::article7::Article7Config,
+    /// A `stockpile verify --json` report a verifier writes (and rewrites); the dashboard
+    /// shows its verdict. `None`: the dashboard says the ledger was not verified yet.
+    pub verification_report: Option<PathBuf>,
     /// Fold the ledger from index 0 into a fresh store while serving the current one,
     /// then swap it in.
     pub rebuild: bool,
@@ -241,7 +246,11 @@ pub async fn run(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!(%bound, "projector API listening");
-    let app = api::router(shared.clone(), config.article7.clone());
+    let app = api::router(
+        shared.clone(),
+        config.article7.clone(),
+        config.verification_report.clone(),
+    );
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

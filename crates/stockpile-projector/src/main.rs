@@ -47,6 +47,10 @@ struct Args {
     /// Cover page of the Article 7 report (JSON: state_name, contacts, submission_date).
     #[arg(long)]
     article7_config: Option<PathBuf>,
+    /// A `stockpile verify --json` report that a verifier writes; the dashboard shows
+    /// its verdict, the entries verified and when it was written.
+    #[arg(long)]
+    verification_report: Option<PathBuf>,
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -78,6 +82,7 @@ fn config(args: Args) -> anyhow::Result<ProjectorConfig> {
         listen: args.listen,
         addr_file: args.addr_file,
         article7,
+        verification_report: args.verification_report,
         rebuild: args.rebuild,
         crash: CrashPlan::from_env()?.map(std::sync::Arc::new),
     })

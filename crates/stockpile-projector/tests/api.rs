@@ -155,7 +155,7 @@ fn api_with(checkpoints: usize) -> Api {
         ..Default::default()
     };
     Api {
-        router: api::router(shared.clone(), article7),
+        router: api::router(shared.clone(), article7, None),
         shared,
         _dir: dir,
     }
@@ -548,7 +548,13 @@ async fn errors_are_json_with_the_status_that_says_what_went_wrong() {
         .await
         .error(StatusCode::NOT_FOUND);
     assert!(message.contains("NO-SUCH-LOT-42"), "{message}");
-    for uri in ["/v1/nothing", "/v2/summary", "/v1/lots/a/b", "/"] {
+    for uri in [
+        "/v1/nothing",
+        "/v2/summary",
+        "/v1/lots/a/b",
+        "/lots/a/b",
+        "/index.html",
+    ] {
         let message = get(router, uri).await.error(StatusCode::NOT_FOUND);
         assert!(message.contains(FALLBACK_ERROR), "{uri}: {message}");
     }
