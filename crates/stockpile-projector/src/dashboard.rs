@@ -470,6 +470,12 @@ fn line_chart(id: &str, title: &str, lines: &[Line], today: Option<Date>) -> Str
             .max()
             .unwrap_or(0),
     );
+    // Everything on one day (a ledger recorded in one go): a day either side, so the
+    // points stand in the middle rather than on an axis.
+    let (first, last) = match first == last {
+        true => (first.add_days(-1), last.add_days(1)),
+        false => (first, last),
+    };
     let (day0, span) = (
         first.days_since_epoch() as f64,
         (last.days_since_epoch() - first.days_since_epoch()).max(1) as f64,
@@ -544,13 +550,23 @@ fn line_chart(id: &str, title: &str, lines: &[Line], today: Option<Date>) -> Str
             previous = Some(*units);
         }
         let class = format!("s{}{}", number % 3, if line.dashed { " dash" } else { "" });
-        let last_value = line.points.last().map_or(0, |p| p.1);
         svg.push_str(&format!(
-            "<polyline class=\"{class}\" points=\"{}\"><title>{}: {}</title></polyline>\n",
+            "<polyline class=\"{class}\" points=\"{}\"><title>{}</title></polyline>\n",
             coordinates.join(" "),
             escape(line.label),
-            thousands(last_value)
         ));
+        // The current figure, marked (and visible even when the line is one point).
+        if let Some((date, units)) = line.points.last() {
+            svg.push_str(&format!(
+                "<circle class=\"s{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\">\
+                 <title>{}: {} on {date}</title></circle>\n",
+                number % 3,
+                x(*date),
+                y(*units),
+                escape(line.label),
+                thousands(*units)
+            ));
+        }
         legend.push_str(&format!(
             "<span><i class=\"l{}\"></i>{}</span>",
             number % 3,
