@@ -5,7 +5,7 @@ CARGO ?= cargo
 # `make test`; a plain `cargo test` stays fast and hermetic.
 export STOCKPILE_SLOW_TESTS ?= 1
 
-.PHONY: run test lint fmt build bench vectors clean demo nats
+.PHONY: run test lint fmt build bench vectors clean demo nats browser
 
 ## run: the whole system on this machine — nats-server, sequencer, projector (API and
 ## dashboard) and the three emitting services — seeded with the demo scenario through the
@@ -17,13 +17,18 @@ run: nats
 	./target/release/stockpile-run $(RUN_ARGS)
 
 ## test: every test, plus the formatting and lint gate
-test: nats lint
+test: nats browser lint
 	$(CARGO) build --workspace --bins   # the system tests run the service binaries as processes
 	$(CARGO) test --workspace --all-targets
 
 ## nats: install the pinned nats-server into .tools/nats (the tests and `run` use it)
 nats:
 	bash scripts/install-nats.sh
+
+## browser: install headless Chromium for the dashboard's browser test where this machine
+## allows (root with apt-get); elsewhere it says why not and the test is skipped
+browser:
+	bash scripts/install-chromium.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -6,6 +6,7 @@ mod appender;
 mod cli;
 mod cli_query;
 mod corpus;
+mod dashboard;
 mod launcher;
 mod nats_acl;
 mod pipeline;
