@@ -66,6 +66,8 @@ pub const CONSUMER_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const READY_CONTACT_MAX: Duration = Duration::from_secs(15);
 /// …and the views are at most this many entries behind it.
 pub const READY_LAG_MAX: u64 = BATCH_ENTRIES_MAX;
+/// A rebuild logs its progress every this many entries.
+pub const REBUILD_PROGRESS_EVERY: u64 = 50_000;
 /// Refused checkpoints listed in the status (all are kept in the store).
 pub const REFUSED_LISTED_MAX: usize = 32;
 
@@ -656,6 +658,7 @@ async fn rebuild_view(
         })
         .await
         .context("reading the ledger for the rebuild")?;
+        let applied_now = entries.len() as u64;
         if entries.is_empty() {
             tokio::time::sleep(LOOK_INTERVAL).await;
             continue;
@@ -663,5 +666,14 @@ async fn rebuild_view(
         rebuilt
             .apply_batch(entries)
             .context("the ledger does not fold (rebuild)")?;
+        if rebuilt.next_index() / REBUILD_PROGRESS_EVERY
+            != (rebuilt.next_index() - applied_now) / REBUILD_PROGRESS_EVERY
+        {
+            tracing::info!(
+                rebuilt = rebuilt.next_index(),
+                live = shared.read()?.next_index(),
+                "rebuilding"
+            );
+        }
     }
 }
