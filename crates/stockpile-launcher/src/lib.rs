@@ -412,6 +412,9 @@ async fn bring_up_and_seed(
         projector_addr.display().to_string(),
         "--state-name".into(),
         config.state_name.clone(),
+        // Written by the verification below; the dashboard shows its verdict.
+        "--verification-report".into(),
+        config.dir.join("verify.json").display().to_string(),
     ]);
     let projector = system.start(
         "projector",
@@ -576,7 +579,10 @@ async fn verify(url: &str, files: &RunFiles, dir: &Path) -> anyhow::Result<u8> {
         json_args.push("--json".into());
         let (mut out, mut err) = (Vec::new(), Vec::new());
         stockpile_cli::run(os_args(json_args), &mut out, &mut err);
-        fs::write(&report_path, &out)
+        // Whole or not at all: the dashboard may read it at any moment.
+        let partial = report_path.with_extension("partial");
+        fs::write(&partial, &out)
+            .and_then(|()| fs::rename(&partial, &report_path))
             .with_context(|| format!("writing {}", report_path.display()))?;
         let mut out = std::io::stdout();
         let mut err = std::io::stderr();
