@@ -160,7 +160,11 @@ fn ctrl_c_stops_a_running_system_after_serving_years_of_history() {
     let (status, body) = http(&addr, "GET", "/v1/summary", None);
     assert_eq!(status, 200, "{body}");
     let summary: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(summary["as_of"]["entries"], posted(&text(&log)), "{summary}");
+    assert_eq!(
+        summary["as_of"]["entries"],
+        posted(&text(&log)),
+        "{summary}"
+    );
     let (_, first) = http(&addr, "GET", "/v1/stockpile?as_of_index=0", None);
     let first: serde_json::Value = serde_json::from_str(&first).expect("JSON");
     let year = |ms: &serde_json::Value| {
