@@ -172,18 +172,7 @@ pub fn read_verification(path: Option<&Path>) -> Verification {
 /// `text` with the characters that matter in HTML text and quoted attribute values
 /// replaced by character references, so ledger data can never open or close markup.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    stockpile_views::render::html_escape(text)
 }
 
 /// `text` as one URL path segment: everything but the unreserved characters of

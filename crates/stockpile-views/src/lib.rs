@@ -22,7 +22,7 @@
 //!   and `stockpile query`).
 //! - [`series`]: time series for charts (held stock over time, destruction since EIF
 //!   against the Article 4 deadline), bounded in length.
-//! - `render`: CSV and HTML escaping shared by the renderings.
+//! - [`render`]: CSV and HTML escaping shared by the renderings (and the dashboard).
 //!
 //! # Invariants
 //! - Nothing here reads a clock: "today" is a parameter, or the date of the last entry
@@ -35,6 +35,6 @@ pub mod article7;
 pub mod digest;
 pub mod fold;
 pub mod query;
-mod render;
+pub mod render;
 pub mod series;
 pub mod views;

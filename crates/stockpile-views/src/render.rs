@@ -39,7 +39,7 @@ pub(crate) fn csv_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
 
 /// `text` with the five characters that matter in HTML text and quoted attribute values
 /// replaced by character references, so data can never open or close markup.
-pub(crate) fn html_escape(text: &str) -> String {
+pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
