@@ -67,6 +67,32 @@ fn posted(output: &str) -> u64 {
         .unwrap_or_else(|| panic!("no \"Posted N events\" line:\n{output}"))
 }
 
+/// A launcher running in its own process group, interrupted and then killed with its
+/// whole group when dropped — also when an assertion fails halfway through the test.
+struct Group(std::process::Child);
+
+impl Group {
+    fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), "--", &format!("-{}", self.0.id())])
+            .status();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.signal("INT");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            self.signal("KILL");
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn alive(pid: u32) -> bool {
     stockpile_launcher::processes::pid_alive(pid)
 }
@@ -130,20 +156,22 @@ fn ctrl_c_stops_a_running_system_after_serving_years_of_history() {
     let log = work.path().join("launcher.log");
     let out = fs::File::create(&log).expect("log");
     // Its own process group, as a shell gives a foreground job: Ctrl-C reaches them all.
-    let mut child = {
+    let mut group = {
         use std::os::unix::process::CommandExt as _;
-        launcher(&dir, &[])
-            .process_group(0)
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("start stockpile-run")
+        Group(
+            launcher(&dir, &[])
+                .process_group(0)
+                .stdout(out.try_clone().expect("log"))
+                .stderr(out)
+                .spawn()
+                .expect("start stockpile-run"),
+        )
     };
     let deadline = Instant::now() + LAUNCH_TIMEOUT;
     let text = |log: &PathBuf| fs::read_to_string(log).unwrap_or_default();
     while !text(&log).contains("Press Ctrl-C") {
         assert!(
-            Instant::now() < deadline && child.try_wait().expect("wait").is_none(),
+            Instant::now() < deadline && group.0.try_wait().expect("wait").is_none(),
             "the system did not come up:\n{}",
             text(&log)
         );
@@ -189,14 +217,10 @@ fn ctrl_c_stops_a_running_system_after_serving_years_of_history() {
     assert_eq!(report["cover"]["year"], report_year);
 
     // Ctrl-C: SIGINT to the whole foreground group.
-    let status = Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    group.signal("INT");
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = group.0.try_wait().expect("wait") {
             break status.code();
         }
         assert!(Instant::now() < deadline, "still running:\n{}", text(&log));

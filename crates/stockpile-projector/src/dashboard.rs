@@ -400,6 +400,8 @@ fn card(id: &str, label: &str, value: u64) -> String {
 // Charts
 
 const CHART_WIDTH: f64 = 860.0;
+/// Characters of a site's label beside its bar (id and name); longer ones are cut.
+const SITE_LABEL_CHARS_MAX: usize = 44;
 const CHART_HEIGHT: f64 = 280.0;
 /// Room for the value labels on the left and the years below.
 const CHART_LEFT: f64 = 90.0;
@@ -586,7 +588,7 @@ fn site_chart(fold: &ViewFold, stockpile: &views::StockpileView) -> String {
     sites.truncate(SITES_CHARTED_MAX);
     let top = nice_ceiling(sites[0].1.held());
     const ROW: f64 = 24.0;
-    const LABEL: f64 = 260.0;
+    const LABEL: f64 = 340.0;
     const VALUE: f64 = 110.0;
     let height = CHART_TOP + ROW * sites.len() as f64 + 8.0;
     let plot_w = CHART_WIDTH - LABEL - VALUE;
@@ -607,10 +609,20 @@ fn site_chart(fold: &ViewFold, stockpile: &views::StockpileView) -> String {
             true => site_id.to_string(),
             false => format!("{site_id} — {name}"),
         };
+        // The label column holds about this many characters; the full name is in the
+        // tooltip.
+        let full = label.clone();
+        let label = if label.chars().count() > SITE_LABEL_CHARS_MAX {
+            let cut: String = label.chars().take(SITE_LABEL_CHARS_MAX - 1).collect();
+            format!("{cut}…")
+        } else {
+            label
+        };
         svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>\n",
             LABEL - 8.0,
             y + 15.0,
+            escape(&full),
             escape(&label)
         ));
         let parts = [
