@@ -7,6 +7,7 @@ mod cli;
 mod cli_query;
 mod corpus;
 mod dashboard;
+mod drill;
 mod launcher;
 mod nats_acl;
 mod pipeline;

@@ -516,12 +516,32 @@ fn print_summary(report: &Report, export: &Path, seconds: f64, out: &mut dyn Wri
         .signers
         .iter()
         .map(|s| {
-            format!(
-                "{} ({:?}, {})",
+            let mut line = format!(
+                "{} ({:?}, {}",
                 s.key_id,
                 s.role,
                 thousands(s.entries_signed)
-            )
+            );
+            if let (Some(first), Some(last)) = (s.first_index, s.last_index) {
+                line.push_str(&format!(" in #{first}..#{last}"));
+            }
+            if let Some(revoked_at) = s.revoked_at {
+                let reason = s
+                    .revocation_reason
+                    .map(|reason| format!("{reason:?}").to_lowercase())
+                    .unwrap_or_default();
+                line.push_str(&format!("; revoked {} {reason}", revoked_at.date()));
+            }
+            if let Some(suspect) = &s.suspect {
+                line.push_str(&format!(
+                    "; {} suspect in #{}..#{}",
+                    thousands(suspect.entries),
+                    suspect.first_index,
+                    suspect.last_index
+                ));
+            }
+            line.push(')');
+            line
         })
         .collect();
     writeln!(out, "  signers        {}", signers.join("; "))?;

@@ -57,6 +57,45 @@ pub struct KeyRecord {
     signed_by_day: BTreeMap<Date, (u64, u64, u64)>,
 }
 
+/// Where a key's accepted entries lie in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SignedRange {
+    /// Accepted entries signed.
+    pub entries: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+}
+
+impl KeyRecord {
+    /// Every accepted entry this key signed: how many, first and last index.
+    pub fn signed(&self) -> Option<SignedRange> {
+        Self::range_of(self.signed_by_day.values())
+    }
+
+    /// The accepted entries it signed recorded on or after the day of `from` (what a
+    /// compromise from that time makes suspect).
+    pub fn signed_from(&self, from: TimestampMs) -> Option<SignedRange> {
+        Self::range_of(self.signed_by_day.range(from.date()..).map(|(_, day)| day))
+    }
+
+    fn range_of<'a>(days: impl Iterator<Item = &'a (u64, u64, u64)>) -> Option<SignedRange> {
+        days.fold(None, |range: Option<SignedRange>, &(first, last, count)| {
+            Some(match range {
+                None => SignedRange {
+                    entries: count,
+                    first_index: first,
+                    last_index: last,
+                },
+                Some(range) => SignedRange {
+                    entries: range.entries + count,
+                    first_index: range.first_index.min(first),
+                    last_index: range.last_index.max(last),
+                },
+            })
+        })
+    }
+}
+
 mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))

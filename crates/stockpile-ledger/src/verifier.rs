@@ -103,7 +103,15 @@ pub struct SignerSummary {
     pub holder: String,
     pub from_trust_root: bool,
     pub entries_signed: u64,
+    /// Index of the first and last accepted entry it signed.
+    pub first_index: Option<u64>,
+    pub last_index: Option<u64>,
     pub revoked_at: Option<TimestampMs>,
+    pub revocation_reason: Option<stockpile_core::events::RevocationReason>,
+    /// For a key revoked as compromised: from when, and the accepted entries it signed
+    /// from that day on (to be re-examined; they still verify).
+    pub suspect_from: Option<TimestampMs>,
+    pub suspect: Option<stockpile_core::ledger::SignedRange>,
 }
 
 /// The verifier's verdict on a whole export.
@@ -682,7 +690,18 @@ impl Verifier {
                 holder: key.holder.clone(),
                 from_trust_root: key.from_trust_root,
                 entries_signed: key.entries_signed,
+                first_index: key.signed().map(|range| range.first_index),
+                last_index: key.signed().map(|range| range.last_index),
                 revoked_at: key.revoked_at,
+                revocation_reason: key.revocation_reason,
+                suspect_from: key.suspect_from,
+                suspect: key
+                    .suspect_from
+                    .filter(|_| {
+                        key.revocation_reason
+                            == Some(stockpile_core::events::RevocationReason::Compromised)
+                    })
+                    .and_then(|from| key.signed_from(from)),
             })
             .collect();
         let flags_by_rule = self
