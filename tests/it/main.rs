@@ -14,6 +14,7 @@ mod pipeline;
 mod projector;
 mod properties;
 mod services;
+mod simulation;
 mod support;
 mod tidy;
 mod wire;

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod live;
 pub mod nats;
+pub mod sim;
 pub mod system;
 
 use bytes::Bytes;
