@@ -5,7 +5,7 @@ CARGO ?= cargo
 # `make test`; a plain `cargo test` stays fast and hermetic.
 export STOCKPILE_SLOW_TESTS ?= 1
 
-.PHONY: run test lint fmt build bench vectors clean demo nats browser
+.PHONY: run test lint fmt build bench vectors clean demo nats browser soak
 
 ## run: the whole system on this machine — nats-server, sequencer, projector (API and
 ## dashboard) and the three emitting services — seeded with the demo scenario through the
@@ -20,6 +20,12 @@ run: nats
 test: nats browser lint
 	$(CARGO) build --workspace --bins   # the system tests run the service binaries as processes
 	$(CARGO) test --workspace --all-targets
+
+## soak: the deterministic simulation over many seeds (SEEDS=1000 by default); a failing
+## seed is printed with the command that replays it
+SEEDS ?= 1000
+soak:
+	STOCKPILE_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p stockpile-tests --test it simulation::every_seed -- --nocapture
 
 ## nats: install the pinned nats-server into .tools/nats (the tests and `run` use it)
 nats:
