@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,44 +18,108 @@ use stockpile_scenario::{Dataset, ScenarioConfig, ScenarioKeys, Submission};
 
 use crate::support::nats::NatsServer;
 use crate::support::system::{
-    Service, binary, http, jetstream_as, nats_args, runtime, start_sequencer, stockpile,
-    verify_live, wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size, write_key,
+    Service, binary, http_with_headers, jetstream_as, nats_args, runtime, start_sequencer,
+    stockpile, verify_live, wait_for_addr_file, wait_for_checkpoint, wait_for_ledger_size,
+    write_key,
 };
 
-/// One running emitting service and its HTTP address.
-struct Emitter {
-    service: Service,
-    addr: String,
+/// One running emitting service, its HTTP address and the bearer token it accepts.
+pub(crate) struct Emitter {
+    pub service: Service,
+    pub addr: String,
+    pub token: String,
 }
 
-fn start_emitter(
-    nats: &NatsServer,
+impl Emitter {
+    /// A request with the service's token: the status and the body.
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let bearer = format!("Bearer {}", self.token);
+        let answer = http_with_headers(
+            &self.addr,
+            method,
+            path,
+            &[("Authorization", &bearer)],
+            body,
+        );
+        (answer.status, answer.text())
+    }
+}
+
+/// The test token of a service (each service's differs).
+pub(crate) fn test_token(name: &str) -> String {
+    format!("{name}-test-token-0123456789abcdef0123456789")
+}
+
+/// Writes a token file (one token per line, 0600) and returns its path.
+pub(crate) fn write_token_file(dir: &Path, name: &str, tokens: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(format!("{name}.token"));
+    fs::write(&path, tokens.join("\n") + "\n").expect("write token file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod token file");
+    path
+}
+
+/// The flags of an emitting service besides NATS and its token: origin, outbox, address
+/// file, keys.
+pub(crate) fn emitter_args(
     dir: &Path,
     name: &str,
     origin: &str,
     keys: &[(&str, &SignerKey)],
-) -> Emitter {
+) -> Vec<String> {
     let addr_file = dir.join(format!("{name}.addr"));
     let _ = fs::remove_file(&addr_file);
-    let (mut args, envs) = nats_args(&nats.config_for(name));
-    args.extend([
+    let mut args = vec![
         "--origin".into(),
         origin.into(),
         "--outbox".into(),
         dir.join(format!("{name}.outbox")).display().to_string(),
         "--addr-file".into(),
         addr_file.display().to_string(),
-    ]);
+    ];
     for (role, key) in keys {
         let path = write_key(dir, key);
         args.extend(["--key".into(), format!("{role}={}", path.display())]);
     }
-    let service = Service::start(name, binary(&format!("stockpile-{name}")), args, envs, dir);
-    let addr = wait_for_addr_file(&addr_file, &service);
-    Emitter { service, addr }
+    args
 }
 
-fn start_all(
+/// Starts service `name` with `args` (NATS, token and limit flags) besides
+/// [`emitter_args`], and waits for its address; `token` is what [`Emitter::http`] sends.
+pub(crate) fn launch_emitter(
+    dir: &Path,
+    name: &str,
+    origin: &str,
+    keys: &[(&str, &SignerKey)],
+    (mut args, envs): (Vec<String>, Vec<(String, String)>),
+    token: &str,
+) -> Emitter {
+    args.extend(emitter_args(dir, name, origin, keys));
+    let service = Service::start(name, binary(&format!("stockpile-{name}")), args, envs, dir);
+    let addr = wait_for_addr_file(&dir.join(format!("{name}.addr")), &service);
+    Emitter {
+        service,
+        addr,
+        token: token.to_string(),
+    }
+}
+
+/// Starts service `name` as its NATS user, with its test token in a `--token-file`.
+pub(crate) fn start_emitter(
+    nats: &NatsServer,
+    dir: &Path,
+    name: &str,
+    origin: &str,
+    keys: &[(&str, &SignerKey)],
+) -> Emitter {
+    let token = test_token(name);
+    let (mut args, envs) = nats_args(&nats.config_for(name));
+    let token_file = write_token_file(dir, name, &[&token]);
+    args.extend(["--token-file".into(), token_file.display().to_string()]);
+    launch_emitter(dir, name, origin, keys, (args, envs), &token)
+}
+
+pub(crate) fn start_all(
     nats: &NatsServer,
     dir: &Path,
     keys: &ScenarioKeys,
@@ -98,7 +162,7 @@ fn start_all(
     emitters
 }
 
-fn scenario_events() -> (Vec<(Submission, Event)>, ScenarioKeys) {
+pub(crate) fn scenario_events() -> (Vec<(Submission, Event)>, ScenarioKeys) {
     let config = ScenarioConfig {
         seed: 11,
         dataset: Dataset::FinlandLike,
@@ -135,8 +199,7 @@ fn the_three_services_emit_a_scenario_end_to_end() {
     for (submission, event) in &events {
         let role = submission.role.expect("filtered");
         let emitter = &emitters[service_for_role(role)];
-        let (status, body) = http(
-            &emitter.addr,
+        let (status, body) = emitter.http(
             "POST",
             "/v1/events?wait=true",
             Some(&request_for_event(event, role).to_string()),
@@ -207,15 +270,9 @@ fn the_three_services_emit_a_scenario_end_to_end() {
     let sequence = receipt["emitter_sequence"].as_u64().expect("sequence");
     let index = receipt["index"].as_u64().expect("index");
     let depot = &emitters["depot"];
-    let (status, body) = http(
-        &depot.addr,
-        "GET",
-        &format!("/v1/receipts/{key_id}/{sequence}"),
-        None,
-    );
+    let (status, body) = depot.http("GET", &format!("/v1/receipts/{key_id}/{sequence}"), None);
     assert_eq!(status, 200, "{body}");
-    let (status, proof) = http(
-        &depot.addr,
+    let (status, proof) = depot.http(
         "GET",
         &format!("/v1/receipts/{key_id}/{sequence}/proof"),
         None,
@@ -255,7 +312,7 @@ fn the_three_services_emit_a_scenario_end_to_end() {
         (depot, json!({"actor": "a", "body": {"kind": "loss_reported", "filler": "x".repeat(100 * 1024)}}).to_string(), 413, ""),
     ];
     for (emitter, request, expected, mention) in cases {
-        let (status, body) = http(&emitter.addr, "POST", "/v1/events", Some(&request));
+        let (status, body) = emitter.http("POST", "/v1/events", Some(&request));
         assert_eq!(status, expected, "{body}");
         let answer: Value =
             serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON error: {body}"));
@@ -293,10 +350,9 @@ fn an_emitter_killed_with_events_in_its_outbox_loses_and_duplicates_nothing() {
         prefix.len()
     );
     let (first, rest) = prefix.split_at(prefix.len() / 2);
-    let post = |addr: &str, items: &[&(Submission, Event)]| {
+    let post = |depot: &Emitter, items: &[&(Submission, Event)]| {
         for (submission, event) in items {
-            let (status, body) = http(
-                addr,
+            let (status, body) = depot.http(
                 "POST",
                 "/v1/events",
                 Some(&request_for_event(event, submission.role.expect("filtered")).to_string()),
@@ -304,11 +360,11 @@ fn an_emitter_killed_with_events_in_its_outbox_loses_and_duplicates_nothing() {
             assert_eq!(status, 202, "{body}");
         }
     };
-    post(&depot.addr, first);
+    post(&depot, first);
     // NATS goes away: accepted events wait in the outbox; then the service dies.
     nats.kill();
-    post(&depot.addr, rest);
-    let (status, body) = http(&depot.addr, "GET", "/v1/status", None);
+    post(&depot, rest);
+    let (status, body) = depot.http("GET", "/v1/status", None);
     assert_eq!(status, 200, "{body}");
     depot.service.kill9();
     nats.restart();

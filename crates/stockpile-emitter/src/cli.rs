@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use stockpile_core::events::Role;
 use stockpile_core::keys::SignerKey;
 use stockpile_nats::NatsConfig;
 
+use stockpile_http::{API_TOKEN_ENV, ApiTokens};
+
+use crate::limits::{HTTP_CONCURRENCY_MAX, HTTP_RATE_BURST, HTTP_RATE_PER_SECOND};
 use crate::outbox::OutboxLimits;
 use crate::roles::{ServiceKind, parse_role};
 use crate::sdk::RoleKey;
-use crate::service::{ServiceConfig, run};
+use crate::service::{ApiConfig, ServiceConfig, default_http_limits, run};
 
 /// Environment variable read for the NATS password when `--nats-password` is absent, so
 /// the secret need not appear in the process list.
@@ -54,6 +58,26 @@ pub struct Args {
     /// A role's secret key file, as `stockpile keygen` writes it; once per role.
     #[arg(long = "key", value_name = "ROLE=PATH", required = true, value_parser = parse_key_arg)]
     pub keys: Vec<(Role, PathBuf)>,
+    /// The bearer tokens the HTTP API accepts: one per line (`#` comments), 32 to 512
+    /// characters each (`openssl rand -hex 32`). Repeatable; several tokens let one be
+    /// rotated. Default: the STOCKPILE_API_TOKEN environment variable. The service does
+    /// not start without a token.
+    #[arg(long = "token-file", value_name = "PATH")]
+    pub token_files: Vec<PathBuf>,
+    /// HTTP requests handled at once; more are refused at once with 503.
+    #[arg(long, value_name = "N", default_value_t = HTTP_CONCURRENCY_MAX,
+          value_parser = clap::value_parser!(u16)
+              .range(1..=stockpile_http::guard::CONCURRENCY_MAX_LIMIT as i64)
+              .map(usize::from))]
+    pub http_concurrency_max: usize,
+    /// HTTP requests a second on average (besides /health and /ready); more get 429.
+    #[arg(long, value_name = "N", default_value_t = HTTP_RATE_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_rate_per_second: u32,
+    /// HTTP requests taken at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = HTTP_RATE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_rate_burst: u32,
     /// Log JSON lines instead of text (filter with RUST_LOG, default info).
     #[arg(long)]
     pub log_json: bool,
@@ -70,8 +94,20 @@ fn parse_key_arg(text: &str) -> Result<(Role, PathBuf), String> {
 }
 
 impl Args {
-    /// The service configuration: reads the key files and the password variable.
+    /// The service configuration: reads the key files, the token files (or the token
+    /// variable) and the password variable.
     pub fn into_config(self, service: ServiceKind) -> anyhow::Result<ServiceConfig> {
+        let tokens = ApiTokens::load(
+            &self.token_files,
+            std::env::var(API_TOKEN_ENV).ok().as_deref(),
+        )?;
+        let limits = stockpile_http::HttpLimits {
+            concurrency_max: self.http_concurrency_max,
+            rate_per_second: self.http_rate_per_second,
+            rate_burst: self.http_rate_burst,
+            ..default_http_limits()
+        };
+        limits.check()?;
         let mut keys = Vec::with_capacity(self.keys.len());
         for (role, path) in &self.keys {
             keys.push(RoleKey {
@@ -101,6 +137,7 @@ impl Args {
                 wait: self.wait_for_nats,
                 client_name: Some(format!("stockpile-{}", service.name())),
             },
+            api: ApiConfig { tokens, limits },
         })
     }
 }

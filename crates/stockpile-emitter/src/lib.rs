@@ -18,7 +18,8 @@
 //!   outbox entries.
 //! - [`json`]: event bodies from JSON (the HTTP API's and `stockpile emit`'s input).
 //! - [`roles`]: which roles each service holds and which kinds those roles emit.
-//! - [`service`]: the HTTP API and [`service::run`].
+//! - [`service`]: the HTTP API (behind the service's bearer tokens and request limits,
+//!   [`stockpile_http::Guard`]) and [`service::run`].
 //! - [`cli`]: the command line the three thin binaries in `src/bin/` share.
 //! - [`resubmit`]: re-emission of an event the ledger refused as out of order (a later
 //!   sequence of its key overtook it after a publish failure), under a fresh sequence.

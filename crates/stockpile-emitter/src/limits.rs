@@ -125,6 +125,27 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest `?wait=true` wait for a receipt.
 pub const RECEIPT_WAIT_MAX: Duration = Duration::from_secs(30);
 
+/// HTTP requests a service handles at once (`--http-concurrency-max`); one more is
+/// refused at once with 503, never queued. A `?wait=true` request holds its slot up to
+/// `RECEIPT_WAIT_MAX`; a depot has a handful of clients, so 64 is far above need, and
+/// 64 bodies of `REQUEST_BODY_BYTES_MAX` are 4 MiB.
+pub const HTTP_CONCURRENCY_MAX: usize = 64;
+
+/// HTTP requests a second a service takes on average (`--http-rate-per-second`), besides
+/// `/health` and `/ready`; more get 429. Every accepted event is a signature and a
+/// flushed sled write; 200 a second is above what any depot system sends (a bulk import
+/// of 10,000 lots takes under a minute) and keeps a client that holds a token from
+/// filling the outbox (`OUTBOX_ENTRIES_MAX`) in less than several minutes.
+pub const HTTP_RATE_PER_SECOND: u32 = 200;
+
+/// HTTP requests taken at once after a quiet spell (`--http-rate-burst`).
+pub const HTTP_RATE_BURST: u32 = 400;
+
+/// Longest time a request's body may take to arrive. A slow body holds one of the
+/// `HTTP_CONCURRENCY_MAX` slots only this long; 64 KiB arrive in far less even on a
+/// poor link.
+pub const HTTP_BODY_READ_TIME_MAX: Duration = Duration::from_secs(10);
+
 /// How long the HTTP server may take to finish requests in flight at shutdown.
 pub const HTTP_DRAIN_MAX: Duration = Duration::from_secs(5);
 
@@ -158,5 +179,11 @@ const _: () = assert!(
 const _: () = assert!(OUTBOX_BYTES_MAX >= SUBMISSION_BYTES_MAX as u64);
 const _: () = assert!(PUBLISH_WINDOW > 0 && OVERDUE_CHECKS_PER_TICK > 0);
 const _: () = assert!(REEMISSIONS_MAX > 0);
+// A client holding a token, sending at the full rate, takes minutes to fill the outbox:
+// time for an operator to notice (the outbox refuses beyond that anyway).
+const _: () = assert!(OUTBOX_ENTRIES_MAX / HTTP_RATE_PER_SECOND as u64 >= 5 * 60);
+const _: () = assert!(HTTP_RATE_BURST >= HTTP_RATE_PER_SECOND && HTTP_CONCURRENCY_MAX > 0);
+// A slot held by a slow body is released well before a `?wait=true` one would be.
+const _: () = assert!(HTTP_BODY_READ_TIME_MAX.as_millis() < RECEIPT_WAIT_MAX.as_millis());
 // Outbox keys store the key name's length in two bytes.
 const _: () = assert!(KEY_NAME_BYTES_MAX <= u16::MAX as usize);

@@ -219,10 +219,18 @@ mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = crate::service::router(emitter.clone(), crate::ServiceKind::Depot);
+        const TOKEN: &str = "resubmit-test-token-0123456789abcdef";
+        let tokens = crate::service::ApiTokens::parse(TOKEN, "the test token").unwrap();
+        let app = crate::service::router(
+            emitter.clone(),
+            crate::ServiceKind::Depot,
+            &crate::service::ApiConfig::new(tokens),
+        );
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();

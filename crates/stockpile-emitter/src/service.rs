@@ -7,7 +7,7 @@
 //! | `GET /v1/receipts/{key_id}/{seq}` | 200 receipt, 404 pending or unknown |
 //! | `GET /v1/receipts/{key_id}/{seq}/proof` | 200 `text/plain` tlog-proof, 409 no checkpoint covers it yet |
 //! | `GET /v1/kinds` | the kinds, roles and keys of this service |
-//! | `GET /v1/status` | pending count, NATS state, per-key last sequence |
+//! | `GET /v1/status` | pending count, NATS state, per-key last sequence, HTTP limits and refusals |
 //! | `GET /health` | 200 while the process runs |
 //! | `GET /ready` | 200 when connected to NATS, else 503 |
 //!
@@ -22,6 +22,23 @@
 //! Every error is JSON `{"error": "..."}`: 400 malformed request, 403 a kind this service
 //! does not emit, 404/405 unknown route or method, 413 body over
 //! [`REQUEST_BODY_BYTES_MAX`], 415 not JSON, 503 outbox full or shutting down.
+//!
+//! # Who may call it, and how much
+//!
+//! Every route but `/health` and `/ready` requires `Authorization: Bearer <token>` with
+//! one of the service's tokens ([`ApiConfig::tokens`]: `--token-file`, or
+//! `STOCKPILE_API_TOKEN`). Following RFC 6750: no token (or another scheme) is 401 with
+//! `WWW-Authenticate: Bearer realm="stockpile-<service>"`, a token the service does not
+//! hold — another service's, say — is 401 with `error="invalid_token"`, a malformed
+//! credential is 400 with `error="invalid_request"`. Nothing is read, signed or written
+//! for a refused request. The service's 403 stays what it was: a kind it does not emit.
+//!
+//! Requests are bounded ([`ApiConfig::limits`], [`default_http_limits`]): at most
+//! [`HTTP_CONCURRENCY_MAX`] at once (one more is shed with 503 and `Retry-After`, never
+//! queued), [`HTTP_RATE_PER_SECOND`] a second on average with bursts of
+//! [`HTTP_RATE_BURST`] (429 with `Retry-After`; the probes are exempt), bodies of at most
+//! [`REQUEST_BODY_BYTES_MAX`] arriving within [`HTTP_BODY_READ_TIME_MAX`] (413, 408).
+//! `GET /v1/status` counts the refusals. The guard itself is [`stockpile_http::Guard`].
 
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
@@ -38,11 +55,16 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use stockpile_core::events::Role;
+pub use stockpile_http::{ApiTokens, HttpLimits};
+use stockpile_http::{Guard, GuardConfig};
 use stockpile_nats::NatsConfig;
 use stockpile_nats::proofs::ProofReply;
 
 use crate::json::EventRequest;
-use crate::limits::{HTTP_DRAIN_MAX, RECEIPT_WAIT_MAX, REQUEST_BODY_BYTES_MAX};
+use crate::limits::{
+    HTTP_BODY_READ_TIME_MAX, HTTP_CONCURRENCY_MAX, HTTP_DRAIN_MAX, HTTP_RATE_BURST,
+    HTTP_RATE_PER_SECOND, RECEIPT_WAIT_MAX, REQUEST_BODY_BYTES_MAX,
+};
 use crate::outbox::OutboxLimits;
 use crate::roles::{ServiceKind, kind_name, role_name};
 use crate::sdk::{EmitError, Emitter, EmitterConfig, EventReceipt, RoleKey};
@@ -62,6 +84,37 @@ pub struct ServiceConfig {
     pub outbox_dir: PathBuf,
     pub outbox_limits: OutboxLimits,
     pub nats: NatsConfig,
+    /// Who may call the HTTP API, and how much.
+    pub api: ApiConfig,
+}
+
+/// The bearer tokens the HTTP API accepts and the bounds on its requests.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Tokens of this service only: another service's token is refused.
+    pub tokens: ApiTokens,
+    pub limits: HttpLimits,
+}
+
+impl ApiConfig {
+    /// `tokens` with [`default_http_limits`].
+    pub fn new(tokens: ApiTokens) -> ApiConfig {
+        ApiConfig {
+            tokens,
+            limits: default_http_limits(),
+        }
+    }
+}
+
+/// The bounds of an emitting service's API unless flags say otherwise.
+pub fn default_http_limits() -> HttpLimits {
+    HttpLimits {
+        concurrency_max: HTTP_CONCURRENCY_MAX,
+        rate_per_second: HTTP_RATE_PER_SECOND,
+        rate_burst: HTTP_RATE_BURST,
+        body_bytes_max: REQUEST_BODY_BYTES_MAX,
+        body_read_time_max: HTTP_BODY_READ_TIME_MAX,
+    }
 }
 
 /// Runs the service until `shutdown` resolves (then stops accepting, lets requests and
@@ -72,6 +125,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let service = config.service;
+    config
+        .api
+        .limits
+        .check()
+        .context("the HTTP limits of the service")?;
     for RoleKey { role, .. } in &config.keys {
         anyhow::ensure!(
             service.roles().contains(role),
@@ -108,6 +166,7 @@ pub async fn run(
     let served = serve(
         &config.listen,
         config.addr_file.as_deref(),
+        router(emitter.clone(), service, &config.api),
         &emitter,
         service,
         shutdown,
@@ -121,6 +180,7 @@ pub async fn run(
 async fn serve(
     listen: &SocketAddr,
     addr_file: Option<&FsPath>,
+    app: Router,
     emitter: &Emitter,
     service: ServiceKind,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -136,7 +196,7 @@ async fn serve(
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(
-        axum::serve(listener, router(emitter.clone(), service))
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -180,10 +240,20 @@ fn write_addr_file(path: &FsPath, addr: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("writing the address file {}", path.display()))
 }
 
-/// The HTTP API over `emitter`, for embedding and tests; [`run`] serves it.
-pub fn router(emitter: Emitter, service: ServiceKind) -> Router {
-    let app = Arc::new(App { emitter, service });
-    Router::new()
+/// The HTTP API over `emitter` behind its guard (tokens and limits of `api`), for
+/// embedding and tests; [`run`] serves it.
+pub fn router(emitter: Emitter, service: ServiceKind, api: &ApiConfig) -> Router {
+    let guard = Guard::new(GuardConfig {
+        realm: service.binary_name().to_string(),
+        tokens: Some(api.tokens.clone()),
+        limits: api.limits,
+    });
+    let app = Arc::new(App {
+        emitter,
+        service,
+        guard: guard.clone(),
+    });
+    let routes = Router::new()
         .route("/v1/events", post(post_event))
         .route("/v1/receipts/{key_id}/{seq}", get(get_receipt))
         .route("/v1/receipts/{key_id}/{seq}/proof", get(get_proof))
@@ -193,13 +263,17 @@ pub fn router(emitter: Emitter, service: ServiceKind) -> Router {
         .route("/ready", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // The guard reads bodies whole within its limit first; this is a second line.
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
-        .with_state(app)
+        .with_state(app);
+    guard.apply(routes)
 }
 
 struct App {
     emitter: Emitter,
     service: ServiceKind,
+    /// For the refusal counts in the status.
+    guard: Guard,
 }
 
 /// `POST /v1/events` body.
@@ -514,6 +588,15 @@ async fn get_status(State(app): State<Arc<App>>) -> Response {
         "nats": nats_state(&app.emitter),
         "shutting_down": app.emitter.is_shutting_down(),
         "keys": app.emitter.keys(),
+        "http": {
+            "refused": app.guard.refusals(),
+            "limits": {
+                "concurrency_max": app.guard.limits().concurrency_max,
+                "rate_per_second": app.guard.limits().rate_per_second,
+                "rate_burst": app.guard.limits().rate_burst,
+                "body_bytes_max": app.guard.limits().body_bytes_max,
+            },
+        },
     }))
     .into_response()
 }

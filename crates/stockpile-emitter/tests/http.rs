@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 struct Answer {
     status: u16,
     content_type: String,
+    www_authenticate: String,
     body: String,
 }
 
@@ -32,15 +33,31 @@ impl Answer {
     }
 }
 
-/// One request on its own connection (`Connection: close`), the answer read to the end.
+/// One request with the test token on its own connection (`Connection: close`), the
+/// answer read to the end.
 async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> Answer {
+    let bearer = format!("Bearer {API_TOKEN}");
+    request_as(addr, Some(&bearer), method, path, body).await
+}
+
+/// [`request`] with this `Authorization` header, or none.
+async fn request_as(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Answer {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(authorization) = authorization {
+        head.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
     if let Some((content_type, bytes)) = body {
         if !content_type.is_empty() {
             head.push_str(&format!("Content-Type: {content_type}\r\n"));
@@ -91,6 +108,7 @@ fn parse_answer(raw: &[u8]) -> Answer {
     Answer {
         status,
         content_type: header("content-type"),
+        www_authenticate: header("www-authenticate"),
         body,
     }
 }
@@ -121,7 +139,7 @@ async fn start(
     let emitter = Emitter::open_offline(config(dir, keys)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(emitter.clone(), ServiceKind::Depot);
+    let app = router(emitter.clone(), ServiceKind::Depot, &api());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, emitter)
 }
@@ -280,6 +298,77 @@ async fn malformed_requests_get_400_json_saying_what_is_wrong() {
 }
 
 #[tokio::test]
+async fn every_route_but_the_probes_needs_the_services_token_and_a_refusal_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, emitter) = start(dir.path(), depot_keys()).await;
+    let lot = serde_json::to_vec(&event(lot_declared_json("LOT-1"))).unwrap();
+    let another = "another-services-token-0123456789abcdef";
+    for (authorization, status, says) in [
+        (None, 401, "Bearer realm=\"stockpile-depot\""),
+        (
+            Some(format!("Bearer {another}")),
+            401,
+            "error=\"invalid_token\"",
+        ),
+        (
+            Some(format!("Basic {API_TOKEN}")),
+            401,
+            "Bearer realm=\"stockpile-depot\"",
+        ),
+        (Some("Bearer".to_string()), 400, "error=\"invalid_request\""),
+    ] {
+        for (method, path, body) in [
+            ("POST", "/v1/events", Some(("application/json", &lot[..]))),
+            (
+                "POST",
+                "/v1/events?wait=true",
+                Some(("application/json", &lot[..])),
+            ),
+            ("GET", "/v1/receipts/test-depot/1", None),
+            ("GET", "/v1/receipts/test-depot/1/proof", None),
+            ("GET", "/v1/kinds", None),
+            ("GET", "/v1/status", None),
+            ("GET", "/v2/nothing", None),
+        ] {
+            let answer = request_as(addr, authorization.as_deref(), method, path, body).await;
+            assert_eq!(
+                answer.status, status,
+                "{authorization:?} {method} {path}: {}",
+                answer.body
+            );
+            assert!(
+                answer.www_authenticate.contains(says),
+                "{authorization:?}: {}",
+                answer.www_authenticate
+            );
+            assert!(answer.content_type.starts_with("application/json"));
+            answer.error();
+        }
+    }
+    assert_eq!(emitter.pending_count(), 0, "nothing was signed or written");
+    assert!(emitter.keys().iter().all(|key| key.last_sequence == 0));
+
+    // The probes answer anyone.
+    assert_eq!(
+        request_as(addr, None, "GET", "/health", None).await.status,
+        200
+    );
+    assert_eq!(
+        request_as(addr, None, "GET", "/ready", None).await.status,
+        503,
+        "offline"
+    );
+
+    // The token: the event is accepted, and the refusals were counted.
+    let answer = request(addr, "POST", "/v1/events", Some(("application/json", &lot))).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert_eq!(emitter.pending_count(), 1);
+    let status = request(addr, "GET", "/v1/status", None).await.json();
+    assert_eq!(status["http"]["refused"]["unauthorized"], 28, "{status}");
+    assert_eq!(status["http"]["limits"]["concurrency_max"], 64, "{status}");
+}
+
+#[tokio::test]
 async fn kinds_of_other_services_get_403() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _emitter) = start(dir.path(), depot_keys()).await;
@@ -394,6 +483,7 @@ async fn run_serves_writes_its_address_and_stops_on_the_shutdown_future() {
         outbox_dir: dir.path().join("outbox"),
         outbox_limits: OutboxLimits::default(),
         nats,
+        api: api(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(stockpile_emitter::run(config, async move {
@@ -438,6 +528,7 @@ async fn run_refuses_keys_of_other_services() {
         outbox_dir: dir.path().join("outbox"),
         outbox_limits: OutboxLimits::default(),
         nats: stockpile_nats::NatsConfig::new("nats://127.0.0.1:1"),
+        api: api(),
     };
     let error = stockpile_emitter::run(config, std::future::pending())
         .await

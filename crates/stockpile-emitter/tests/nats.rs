@@ -257,6 +257,7 @@ async fn the_service_answers_with_receipts_and_readiness() {
         outbox_dir: dir.path().join("outbox"),
         outbox_limits: OutboxLimits::default(),
         nats: stockpile_nats::NatsConfig::new(server.url.clone()),
+        api: api(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(stockpile_emitter::run(config, async move {
@@ -607,7 +608,7 @@ async fn an_event_refused_as_out_of_order_is_re_emitted_and_its_receipt_followed
     let emitter = Emitter::open(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = stockpile_emitter::service::router(emitter.clone(), ServiceKind::Depot);
+    let app = stockpile_emitter::service::router(emitter.clone(), ServiceKind::Depot, &api());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut emitted = Vec::new();
@@ -712,12 +713,12 @@ async fn an_event_refused_as_out_of_order_is_re_emitted_and_its_receipt_followed
     emitter.shutdown().await.unwrap();
 }
 
-/// A raw HTTP/1.1 request; the whole answer as text.
+/// A raw HTTP/1.1 request with the test token; the whole answer as text.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();

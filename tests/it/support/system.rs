@@ -307,6 +307,40 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
 
 /// [`http`] with the body as bytes (entries, binary downloads).
 pub fn http_bytes(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+    let answer = http_with_headers(addr, method, path, &[], body);
+    (answer.status, answer.body)
+}
+
+/// An answer with its headers (names lower-cased).
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The first value of a header, if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// [`http`] with extra request headers (`Authorization`, say), answering the headers too.
+pub fn http_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpAnswer {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr)
         .unwrap_or_else(|error| panic!("connect to {addr}: {error}"));
@@ -314,8 +348,12 @@ pub fn http_bytes(addr: &str, method: &str, path: &str, body: Option<&str>) -> (
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("read timeout");
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("send request");
@@ -345,7 +383,17 @@ pub fn http_bytes(addr: &str, method: &str, path: &str, body: Option<&str>) -> (
     } else {
         rest.to_vec()
     };
-    (status, body)
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    HttpAnswer {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut bytes: &[u8]) -> Vec<u8> {

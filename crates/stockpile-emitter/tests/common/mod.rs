@@ -32,6 +32,17 @@ pub fn depot_keys() -> Vec<RoleKey> {
     ]
 }
 
+/// The bearer token the test services accept.
+pub const API_TOKEN: &str = "test-token-0123456789abcdef0123456789";
+
+/// The HTTP API's configuration in tests: [`API_TOKEN`] and the default limits.
+pub fn api() -> stockpile_emitter::service::ApiConfig {
+    stockpile_emitter::service::ApiConfig::new(
+        stockpile_emitter::service::ApiTokens::parse(API_TOKEN, "the test token")
+            .expect("a valid token"),
+    )
+}
+
 pub fn config(dir: &Path, keys: Vec<RoleKey>) -> EmitterConfig {
     EmitterConfig::new(
         "depot",
