@@ -6,12 +6,22 @@
 //! and [`routes`] in step. Every view names the ledger position it reflects
 //! (`as_of_index`, `entries`, `head_link`) and can be asked "as of" an earlier index or
 //! a verified checkpoint. Errors are JSON `{"error": ...}`: 404 for an unknown lot,
-//! entry, checkpoint or route, 400 for malformed parameters; the dashboard's pages
-//! answer their errors as HTML pages.
+//! entry, checkpoint or route, 400 for malformed parameters, 405 for any other method
+//! than GET (and HEAD) — nothing here writes; the dashboard's pages answer their errors
+//! as HTML pages.
+//!
+//! The API is public (no token: it serves what inspectors may verify offline anyway)
+//! and bounded by a [`stockpile_http::Guard`] ([`default_http_limits`], or the
+//! `--http-*` flags): at most [`HTTP_CONCURRENCY_MAX`] requests at once (one more is shed
+//! with 503 and `Retry-After`, never queued — so the folds waiting for
+//! [`AS_OF_FOLDS_CONCURRENT`] are bounded too), [`HTTP_RATE_PER_SECOND`] a second with
+//! bursts of [`HTTP_RATE_BURST`] (429 with `Retry-After`; `/health` and `/ready` are
+//! exempt), bodies of at most [`HTTP_BODY_BYTES_MAX`] (413).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
@@ -21,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use serde_json::json;
+use stockpile_http::{Guard, GuardConfig, HttpLimits};
 use stockpile_ledger::prove::ProveError;
 use stockpile_views::article7::{Article7Config, article7_report, year_end};
 use stockpile_views::fold::{ViewFold, entry_recorded_at};
@@ -35,6 +46,35 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 pub const AS_OF_CACHE_FOLDS: usize = 4;
 /// Folds of earlier positions computed at once; further requests wait their turn.
 pub const AS_OF_FOLDS_CONCURRENT: usize = 2;
+/// Requests handled at once (`--http-concurrency-max`); one more is shed with 503. A
+/// view answer takes milliseconds and a fold of an earlier position up to seconds; 64
+/// at once is far above a replica's readers, and bounds the requests waiting for a fold.
+pub const HTTP_CONCURRENCY_MAX: usize = 64;
+/// Requests a second on average (`--http-rate-per-second`), besides the probes; more
+/// get 429. A person on the dashboard makes one request per page; scripts and a load
+/// balancer's checks a few a second. Replicas scale reads beyond it.
+pub const HTTP_RATE_PER_SECOND: u32 = 200;
+/// Requests taken at once after a quiet spell (`--http-rate-burst`).
+pub const HTTP_RATE_BURST: u32 = 400;
+/// Largest request body: the API reads none, so anything bigger is refused unread.
+pub const HTTP_BODY_BYTES_MAX: usize = 1024;
+/// Longest time a request's body may take to arrive.
+pub const HTTP_BODY_READ_TIME_MAX: Duration = Duration::from_secs(5);
+
+/// The bounds of the API unless flags say otherwise.
+pub fn default_http_limits() -> HttpLimits {
+    HttpLimits {
+        concurrency_max: HTTP_CONCURRENCY_MAX,
+        rate_per_second: HTTP_RATE_PER_SECOND,
+        rate_burst: HTTP_RATE_BURST,
+        body_bytes_max: HTTP_BODY_BYTES_MAX,
+        body_read_time_max: HTTP_BODY_READ_TIME_MAX,
+    }
+}
+
+// The folds waiting for their turn are bounded by the requests in flight.
+const _: () = assert!(AS_OF_FOLDS_CONCURRENT <= HTTP_CONCURRENCY_MAX);
+const _: () = assert!(HTTP_RATE_BURST >= HTTP_RATE_PER_SECOND);
 
 #[derive(Clone)]
 struct App {
@@ -87,12 +127,13 @@ pub fn route_paths() -> Vec<&'static str> {
     routes().into_iter().map(|(path, _)| path).collect()
 }
 
-/// The API's routes. `verification_report`: where a verifier writes its
-/// `stockpile verify --json` report, shown on the dashboard.
+/// The API's routes behind a guard with `limits`. `verification_report`: where a
+/// verifier writes its `stockpile verify --json` report, shown on the dashboard.
 pub fn router(
     shared: Arc<Shared>,
     article7: Article7Config,
     verification_report: Option<PathBuf>,
+    limits: HttpLimits,
 ) -> Router {
     let app = App {
         shared,
@@ -101,13 +142,21 @@ pub fn router(
         folding: Arc::new(tokio::sync::Semaphore::new(AS_OF_FOLDS_CONCURRENT)),
         verification_report: verification_report.map(Arc::new),
     };
-    routes()
+    let routes = routes()
         .into_iter()
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler)
         })
+        // After the routes: it applies to those already there.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .with_state(app)
+        .with_state(app);
+    let guard = Guard::new(GuardConfig {
+        realm: "stockpile-projector".into(),
+        tokens: None,
+        limits,
+    });
+    guard.apply(routes)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -140,6 +189,15 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 fn internal(problem: anyhow::Error) -> ApiError {
     tracing::error!("serving a request: {problem:#}");
     error(StatusCode::INTERNAL_SERVER_ERROR, format!("{problem:#}"))
+}
+
+/// Any other method than GET (HEAD included with it): the API is read-only. axum adds
+/// the `Allow` header.
+async fn method_not_allowed() -> ApiError {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this API is read-only: only GET (and HEAD) are allowed",
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -85,6 +85,8 @@ pub struct ProjectorConfig {
     pub listen: std::net::SocketAddr,
     /// Where to write the bound address once listening.
     pub addr_file: Option<PathBuf>,
+    /// Bounds on the API's requests ([`api::default_http_limits`] unless flags say).
+    pub http_limits: stockpile_http::HttpLimits,
     /// Cover-page configuration of the Article 7 report.
     pub article7: stockpile_views::article7::Article7Config,
     /// A `stockpile verify --json` report a verifier writes (and rewrites); the dashboard
@@ -201,6 +203,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     projector_consumer_name(&config.replica)?;
+    config
+        .http_limits
+        .check()
+        .context("the HTTP limits of the API")?;
     let dir = StoreDir::open(&config.store_dir)?;
     for removed in dir.remove_others()? {
         tracing::info!(path = %removed.display(), "removed an unfinished or replaced view store");
@@ -252,6 +258,7 @@ pub async fn run(
         shared.clone(),
         config.article7.clone(),
         config.verification_report.clone(),
+        config.http_limits,
     );
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 use stockpile_ledger::trust::TrustRoot;
 use stockpile_nats::service::{NatsArgs, init_tracing, shutdown_signal};
 use stockpile_nats::topology::ensure_projector_consumer;
+use stockpile_projector::api;
 use stockpile_projector::faults::CrashPlan;
 use stockpile_projector::{ProjectorConfig, run};
 use stockpile_views::article7::Article7Config;
@@ -41,6 +43,20 @@ struct Args {
     /// Write the bound address here once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// API requests handled at once; more are refused at once with 503.
+    #[arg(long, value_name = "N", default_value_t = api::HTTP_CONCURRENCY_MAX,
+          value_parser = clap::value_parser!(u16)
+              .range(1..=stockpile_http::guard::CONCURRENCY_MAX_LIMIT as i64)
+              .map(usize::from))]
+    http_concurrency_max: usize,
+    /// API requests a second on average (besides /health and /ready); more get 429.
+    #[arg(long, value_name = "N", default_value_t = api::HTTP_RATE_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    http_rate_per_second: u32,
+    /// API requests taken at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = api::HTTP_RATE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    http_rate_burst: u32,
     /// The State's name on the Article 7 cover page.
     #[arg(long)]
     state_name: Option<String>,
@@ -81,6 +97,12 @@ fn config(args: Args) -> anyhow::Result<ProjectorConfig> {
         store_dir: args.store.context("--store is required")?,
         listen: args.listen,
         addr_file: args.addr_file,
+        http_limits: stockpile_http::HttpLimits {
+            concurrency_max: args.http_concurrency_max,
+            rate_per_second: args.http_rate_per_second,
+            rate_burst: args.http_rate_burst,
+            ..api::default_http_limits()
+        },
         article7,
         verification_report: args.verification_report,
         rebuild: args.rebuild,

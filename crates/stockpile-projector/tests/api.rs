@@ -14,6 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use bytes::Bytes;
 use serde_json::Value;
 use stockpile_core::checkpoint::open_checkpoint;
+use stockpile_http::HttpLimits;
 use stockpile_ledger::export::ExportReader;
 use stockpile_ledger::prove::{check_consistency, check_inclusion};
 use stockpile_ledger::trust::TrustRoot;
@@ -130,6 +131,11 @@ struct Api {
 }
 
 fn api_with(checkpoints: usize) -> Api {
+    api_with_limits(checkpoints, api::default_http_limits())
+}
+
+/// [`api_with`], the API behind a guard with these limits.
+fn api_with_limits(checkpoints: usize, limits: HttpLimits) -> Api {
     let ledger = ledger();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut projector = Projector::open(dir.path(), &ledger.trust).expect("open projector");
@@ -155,7 +161,7 @@ fn api_with(checkpoints: usize) -> Api {
         ..Default::default()
     };
     Api {
-        router: api::router(shared.clone(), article7, None),
+        router: api::router(shared.clone(), article7, None, limits),
         shared,
         _dir: dir,
     }
@@ -173,6 +179,7 @@ struct Reply {
     uri: String,
     status: StatusCode,
     content_type: String,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 }
 
@@ -229,24 +236,31 @@ impl Reply {
 
 async fn get(router: &Router, uri: &str) -> Reply {
     let request = Request::get(uri).body(Body::empty()).expect("request");
+    let reply = send(router, request).await;
+    check_documented(&reply);
+    reply
+}
+
+/// Any request; the answer is not checked against the document.
+async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let uri = request.uri().to_string();
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
-    let content_type = response
-        .headers()
+    let headers = response.headers().clone();
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|value| value.to_str().expect("ASCII content type").to_string())
         .unwrap_or_default();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body");
-    let reply = Reply {
-        uri: uri.to_string(),
+    Reply {
+        uri,
         status,
         content_type,
+        headers,
         body,
-    };
-    check_documented(&reply);
-    reply
+    }
 }
 
 /// The API path of a view name of the query module.
@@ -1011,4 +1025,141 @@ async fn health_readiness_metrics_and_status_say_where_the_projector_stands() {
     assert_eq!(status["checkpoints"]["verified"], verified);
     assert_eq!(status["checkpoints"]["latest"]["size"], total);
     assert_eq!(status["checkpoints"]["refused"], 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Read-only, and bounded
+
+/// Every route's path with its parameters filled in.
+fn concrete_paths(lot_id: &str) -> Vec<String> {
+    let ledger = ledger();
+    api::route_paths()
+        .into_iter()
+        .map(|path| {
+            path.replace("{lot_id}", lot_id)
+                .replace("{year}", &ledger.year_of(0).to_string())
+                .replace("{size}", &ledger.sizes[0].to_string())
+                .replace("{index}", "3")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_api_is_read_only_any_other_method_is_405_json_and_changes_nothing() {
+    let api = api();
+    let router = &api.router;
+    let lot_id = stockpile_views::views::lot_ids(&ledger().fold_through(None))
+        .into_iter()
+        .next()
+        .expect("lots");
+    let position = |api: &Api| {
+        let projector = api.shared.read().expect("read");
+        (
+            projector.next_index(),
+            projector.proofs().checkpoints().len(),
+            projector.store().entry(3).expect("store").expect("entry 3"),
+        )
+    };
+    let before = position(&api);
+    let summary = get(router, "/v1/summary").await.ok_json();
+    let lot = get(router, &format!("/v1/lots/{lot_id}")).await.ok_json();
+
+    let paths = concrete_paths(&lot_id);
+    assert_eq!(paths.len(), api::route_paths().len());
+    for path in &paths {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"quantity": 0, "lot_id": "L-1"}"#))
+                .expect("request");
+            let reply = send(router, request).await;
+            let message = reply.error(StatusCode::METHOD_NOT_ALLOWED);
+            assert!(message.contains("read-only"), "{method} {path}: {message}");
+            let allow = reply.headers[header::ALLOW].to_str().expect("ASCII");
+            assert!(allow.contains("GET"), "{method} {path}: Allow {allow}");
+        }
+        // HEAD goes with GET.
+        let head = Request::head(path.as_str()).body(Body::empty()).unwrap();
+        let reply = send(router, head).await;
+        assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "HEAD {path}");
+    }
+
+    // Nothing moved: the store, the checkpoints held, every view.
+    assert_eq!(position(&api), before);
+    assert_eq!(get(router, "/v1/summary").await.ok_json(), summary);
+    assert_eq!(
+        get(router, &format!("/v1/lots/{lot_id}")).await.ok_json(),
+        lot
+    );
+}
+
+#[tokio::test]
+async fn requests_beyond_the_limits_are_shed_or_slowed_with_json_the_document_describes() {
+    let api = api_with_limits(
+        ledger().checkpoints.len(),
+        HttpLimits {
+            concurrency_max: 1,
+            rate_per_second: 1,
+            rate_burst: 2,
+            ..api::default_http_limits()
+        },
+    );
+    let router = &api.router;
+
+    // One request whose body never arrives holds the only slot: the next is shed at
+    // once (503, `Retry-After`), not queued.
+    let stalled = Request::get("/v1/summary")
+        .body(Body::from_stream(futures::stream::pending::<
+            Result<Bytes, std::io::Error>,
+        >()))
+        .unwrap();
+    let held = tokio::spawn({
+        let router = router.clone();
+        async move { send(&router, stalled).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for path in ["/v1/status", "/health", "/"] {
+        let reply = get(router, path).await; // checks the 503 is documented
+        let message = reply.error(StatusCode::SERVICE_UNAVAILABLE);
+        assert!(message.contains("busy"), "{path}: {message}");
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1", "{path}");
+    }
+    held.abort();
+    let _ = held.await;
+
+    // The stalled request took one of the burst of two; one more, then 429.
+    get(router, "/v1/summary").await.ok_json();
+    let reply = get(router, "/v1/lots").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    let wait = reply.json()["retry_after_ms"]
+        .as_u64()
+        .expect("retry_after_ms");
+    assert!((1..=1_000).contains(&wait), "{wait}");
+    // The probes are outside the rate.
+    get(router, "/health").await.ok("text/plain");
+    assert_ne!(
+        get(router, "/ready").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // And it recovers.
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    get(router, "/v1/lots").await.ok_json();
+
+    // A body over the limit is refused unread, whatever the route.
+    let request = Request::get("/v1/summary")
+        .header(header::CONTENT_LENGTH, api::HTTP_BODY_BYTES_MAX + 1)
+        .body(Body::from(vec![b'x'; api::HTTP_BODY_BYTES_MAX + 1]))
+        .unwrap();
+    let message = send(router, request)
+        .await
+        .error(StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(message.contains("larger than"), "{message}");
 }

@@ -117,7 +117,12 @@ fn dashboard_over(
     }
     let shared = Arc::new(Shared::new("dash", projector));
     Dashboard {
-        router: api::router(shared, Default::default(), report),
+        router: api::router(
+            shared,
+            Default::default(),
+            report,
+            api::default_http_limits(),
+        ),
         _dir: dir,
     }
 }
