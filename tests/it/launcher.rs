@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::nats::{deploy_dir, nats_server_binary};
-use crate::support::system::{binary, http};
+use crate::support::system::{binary, http, http_with_headers};
 
 /// Entries of the demo in these tests (the real `make run` seeds more).
 const DEMO_ENTRIES: &str = "1500";
@@ -142,6 +142,27 @@ fn a_scripted_run_brings_the_system_up_verifies_and_leaves_nothing_behind() {
         stdout.contains("Stopped; nothing left running."),
         "{stdout}"
     );
+    // One token per service, readable by its owner only, and where to find them said.
+    assert!(
+        stdout.contains(&format!("API tokens    {}", dir.join("tokens").display())),
+        "{stdout}"
+    );
+    let mut tokens = Vec::new();
+    for service in ["depot", "demil", "export-control"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("tokens").join(format!("{service}.token"));
+        let mode = fs::metadata(&path)
+            .expect("a token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        let token = fs::read_to_string(&path).expect("token").trim().to_string();
+        assert!(token.len() >= 32, "{service}: {token:?}");
+        tokens.push(token);
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3, "each service has its own token");
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.join("verify.json")).expect("report"))
             .expect("JSON report");
@@ -215,6 +236,27 @@ fn ctrl_c_stops_a_running_system_after_serving_years_of_history() {
     assert_eq!(status, 200, "{report}");
     let report: serde_json::Value = serde_json::from_str(&report).expect("JSON");
     assert_eq!(report["cover"]["year"], report_year);
+
+    // The depot's API answers its token only.
+    let depot = text(&log)
+        .lines()
+        .find_map(|line| line.strip_prefix("depot"))
+        .and_then(|rest| rest.trim().strip_prefix("http://"))
+        .and_then(|rest| rest.strip_suffix("/v1/events"))
+        .expect("the depot's address")
+        .to_string();
+    let (status, body) = http(&depot, "GET", "/v1/status", None);
+    assert_eq!(status, 401, "{body}");
+    let token = fs::read_to_string(dir.join("tokens").join("depot.token")).expect("token");
+    let bearer = format!("Bearer {}", token.trim());
+    let answer = http_with_headers(
+        &depot,
+        "GET",
+        "/v1/status",
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
 
     // Ctrl-C: SIGINT to the whole foreground group.
     group.signal("INT");

@@ -1,15 +1,17 @@
 //! `make run`: the whole system on one machine, as real processes.
 //!
 //! 1. a run directory (`.run/` by default, made afresh): the scenario's keys, the trust
-//!    root, random NATS passwords, logs;
+//!    root, random NATS passwords, a random API token per emitting service
+//!    (`tokens/<service>.token`, 0600), logs;
 //! 2. nats-server with the shipped configuration (`deploy/nats/single.conf`, accounts and
 //!    one user per service) on a free loopback port;
 //! 3. the sequencer (recording each entry at its event's time, so years of history load
 //!    in minutes — `--demo-event-time`), the projector replica `main` (its consumer
 //!    created as admin) serving the API and the dashboard, and the depot, demil and
-//!    export-control services, each with its own NATS user and keys;
-//! 4. the demo scenario posted event by event through the services' HTTP APIs
-//!    ([`seed`]);
+//!    export-control services, each with its own NATS user, keys and `--token-file`
+//!    (and a rate limit raised for the demo's bulk load: [`DEMO_HTTP_RATE_PER_SECOND`]);
+//! 4. the demo scenario posted event by event through the services' HTTP APIs, each
+//!    with its service's token ([`seed`]);
 //! 5. `stockpile verify` of the live ledger as the inspector; its report is kept for the
 //!    dashboard and its summary printed with the addresses to open;
 //! 6. then it runs until Ctrl-C (or, with `exit_after_verify`, stops at once) and stops
@@ -46,6 +48,19 @@ pub const NATS_USERS: [&str; 8] = [
     "inspector",
     "admin",
 ];
+/// The emitting services, with the roles whose keys each holds.
+pub const SERVICES: [(&str, &[&str]); 3] = [
+    ("depot", &["registrar", "depot", "inspector"]),
+    ("demil", &["demil", "certifier"]),
+    ("export-control", &["export_control"]),
+];
+/// The services' rate limit during the demo (`--http-rate-per-second` and
+/// `--http-rate-burst`): the seed loads years of history at once, far faster than a
+/// depot's systems send (the services' default is
+/// `stockpile_emitter::limits::HTTP_RATE_PER_SECOND`). The seed still honours a 429.
+pub const DEMO_HTTP_RATE_PER_SECOND: u32 = 5_000;
+/// Random bytes of an API token (hex-encoded in its file: 64 characters).
+const API_TOKEN_BYTES: usize = 32;
 /// How long a process may take to come up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the ledger, its checkpoints and the projector may take to settle after
@@ -130,6 +145,8 @@ struct RunFiles {
     keys: BTreeMap<&'static str, PathBuf>,
     log_key: PathBuf,
     passwords: BTreeMap<&'static str, String>,
+    /// Each emitting service's API token: its file and the token.
+    tokens: BTreeMap<&'static str, (PathBuf, String)>,
     logs: PathBuf,
 }
 
@@ -207,28 +224,56 @@ fn prepare(config: &LaunchConfig) -> anyhow::Result<RunFiles> {
         .iter()
         .map(|user| (*user, random_password()))
         .collect();
+    let tokens_dir = config.dir.join("tokens");
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&tokens_dir)
+            .with_context(|| format!("creating {}", tokens_dir.display()))?;
+    }
+    let mut tokens = BTreeMap::new();
+    for (service, _) in SERVICES {
+        let token = random_token();
+        let path = tokens_dir.join(format!("{service}.token"));
+        write_secret(&path, &format!("{token}\n"))?;
+        tokens.insert(service, (path, token));
+    }
     Ok(RunFiles {
         trust,
         keys,
         log_key,
         passwords,
+        tokens,
         logs: config.dir.join("logs"),
     })
 }
 
 fn write_key(dir: &Path, role: &str, key: &SignerKey) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("{role}.key"));
+    write_secret(&path, &key.to_string())?;
+    Ok(path)
+}
+
+/// A new file only its owner may read (0600).
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let path = dir.join(format!("{role}.key"));
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(key.to_string().as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A bearer token for one service's API: 32 random bytes, hex-encoded.
+fn random_token() -> String {
+    let bytes: [u8; API_TOKEN_BYTES] = rand::random();
+    hex::encode(bytes)
 }
 
 /// A password the nats-server configuration parser reads as a string (a letter prefix:
@@ -432,13 +477,10 @@ async fn bring_up_and_seed(
     .await?;
     let dashboard = read_addr(&projector_addr).context("the projector's address")?;
 
-    // 4. The emitting services, each with its user and its roles' keys.
+    // 4. The emitting services, each with its user, its roles' keys and its API token.
     let mut services = BTreeMap::new();
-    for (service, roles) in [
-        ("depot", &["registrar", "depot", "inspector"][..]),
-        ("demil", &["demil", "certifier"][..]),
-        ("export-control", &["export_control"][..]),
-    ] {
+    for (service, roles) in SERVICES {
+        let (token_file, token) = &files.tokens[service];
         let addr_file = config.dir.join(format!("{service}.addr"));
         let (mut args, env) = nats_flags(&url, service, files);
         args.extend([
@@ -452,6 +494,12 @@ async fn bring_up_and_seed(
                 .to_string(),
             "--addr-file".into(),
             addr_file.display().to_string(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+            "--http-rate-per-second".into(),
+            DEMO_HTTP_RATE_PER_SECOND.to_string(),
+            "--http-rate-burst".into(),
+            DEMO_HTTP_RATE_PER_SECOND.to_string(),
         ]);
         for role in roles {
             args.extend([
@@ -475,7 +523,13 @@ async fn bring_up_and_seed(
         .await?;
         let addr = read_addr(&addr_file).context("a service address")?;
         println!("{service:<13} http://{addr}/v1/events");
-        services.insert(service, addr);
+        services.insert(
+            service,
+            seed::Endpoint {
+                addr,
+                token: token.clone(),
+            },
+        );
     }
 
     // 5. The scenario, through the services' HTTP APIs.
@@ -502,6 +556,12 @@ async fn bring_up_and_seed(
         seeded.took.as_secs_f64(),
         seeded.events as f64 / seeded.took.as_secs_f64().max(0.001)
     );
+    if seeded.retried > 0 {
+        println!(
+            "  ({} requests sent again after the services asked to wait: 429 or 503)",
+            seeded.retried
+        );
+    }
 
     // 6. Everything sequenced, checkpointed and folded.
     let entries = seeded.events;
@@ -531,6 +591,13 @@ async fn bring_up_and_seed(
     println!();
     println!("Dashboard     http://{dashboard}/");
     println!("API           http://{dashboard}/openapi.json (views, Article 7 reports, proofs)");
+    let tokens_dir = config.dir.join("tokens");
+    println!(
+        "API tokens    {}/<service>.token (e.g. curl -H \"Authorization: Bearer $(cat {})\" http://{}/v1/status)",
+        tokens_dir.display(),
+        files.tokens["depot"].0.display(),
+        services["depot"].addr
+    );
     println!("Logs          {}", files.logs.display());
     Ok((verify_exit, entries, dashboard))
 }

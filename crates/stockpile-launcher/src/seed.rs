@@ -8,6 +8,11 @@
 //! everything that service sent before it — is in the ledger before the other service
 //! sends anything that may depend on it (a lot declared before it is shipped, shipped
 //! before it is destroyed).
+//!
+//! Each request carries its service's bearer token. A request the service turns away
+//! before reading it — 429 over its rate, 503 busy or its outbox full — emitted
+//! nothing, so it is sent again after the wait the service asks for (at most
+//! [`REFUSALS_PER_EVENT_MAX`] times, each wait at most [`RETRY_WAIT_MAX`]).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -25,6 +30,21 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// How often progress is logged when stderr is not a terminal.
 const PROGRESS_LOG_EVERY: u64 = 2_000;
+/// Times one event may be turned away (429, 503) before seeding gives up: a service
+/// that stays busy this long has a problem to look at in its log.
+pub const REFUSALS_PER_EVENT_MAX: u32 = 60;
+/// Longest pause before sending a turned-away event again, whatever the service asks.
+pub const RETRY_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Pause when a refusal says nothing of how long to wait.
+const RETRY_WAIT_DEFAULT: Duration = Duration::from_millis(200);
+
+/// One emitting service's API: where it listens and its bearer token.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub addr: String,
+    pub token: String,
+}
 
 /// What seeding did.
 #[derive(Debug, Clone, Default)]
@@ -36,14 +56,16 @@ pub struct Seeded {
     pub rejected_at_barriers: u64,
     /// Scenario submissions no service can send (signed by a key no service holds).
     pub skipped: u64,
+    /// Requests sent again after a 429 or 503.
+    pub retried: u64,
     pub took: Duration,
 }
 
 /// Posts every event of `scenario` to the service of its role (`services`: service
-/// name → `host:port`).
+/// name → its endpoint).
 pub fn seed(
     scenario: &ScenarioConfig,
-    services: &BTreeMap<&'static str, String>,
+    services: &BTreeMap<&'static str, Endpoint>,
 ) -> anyhow::Result<Seeded> {
     let started = Instant::now();
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -67,7 +89,7 @@ pub fn seed(
     for (position, (service, request)) in requests.iter().enumerate() {
         let next_service = requests.get(position + 1).map(|(service, _)| *service);
         let barrier = next_service != Some(*service);
-        let addr = services
+        let endpoint = services
             .get(service)
             .with_context(|| format!("no {service} service"))?;
         let path = if barrier {
@@ -75,19 +97,36 @@ pub fn seed(
         } else {
             "/v1/events"
         };
-        let url = format!("http://{addr}{path}");
-        let mut response = agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(request.to_string())
-            .with_context(|| format!("posting an event to {service} at {url}"))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(ANSWER_BYTES_MAX)
-            .read_to_string()
-            .unwrap_or_default();
+        let url = format!("http://{}{path}", endpoint.addr);
+        let body = request.to_string();
+        let mut refusals = 0;
+        let (status, body) = loop {
+            let mut response = agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("authorization", &format!("Bearer {}", endpoint.token))
+                .send(&body)
+                .with_context(|| format!("posting an event to {service} at {url}"))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let answer = response
+                .body_mut()
+                .with_config()
+                .limit(ANSWER_BYTES_MAX)
+                .read_to_string()
+                .unwrap_or_default();
+            if !matches!(status, 429 | 503) || refusals >= REFUSALS_PER_EVENT_MAX {
+                break (status, answer);
+            }
+            refusals += 1;
+            seeded.retried += 1;
+            std::thread::sleep(retry_wait(&answer, retry_after));
+        };
         match status {
             202 => {}
             201 => seeded.accepted_at_barriers += 1,
@@ -104,6 +143,19 @@ pub fn seed(
     progress.finish();
     seeded.took = started.elapsed();
     Ok(seeded)
+}
+
+/// How long to wait before sending a turned-away request again: the answer's
+/// `retry_after_ms` (exact), else its `Retry-After` (whole seconds), at most
+/// [`RETRY_WAIT_MAX`].
+fn retry_wait(answer: &str, retry_after: Option<Duration>) -> Duration {
+    serde_json::from_str::<Value>(answer)
+        .ok()
+        .and_then(|value| value.get("retry_after_ms").and_then(Value::as_u64))
+        .map(Duration::from_millis)
+        .or(retry_after)
+        .unwrap_or(RETRY_WAIT_DEFAULT)
+        .min(RETRY_WAIT_MAX)
 }
 
 /// A bar on a terminal, a log line now and then elsewhere.
