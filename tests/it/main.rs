@@ -2,6 +2,7 @@
 //! file and its corpus of corrupted ledgers, the command line, the wire format — plus
 //! properties of whole exports and the tidy checks of the code base.
 
+mod api_security;
 mod appender;
 mod cli;
 mod cli_query;
