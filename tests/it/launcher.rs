@@ -120,8 +120,10 @@ fn assert_nothing_left(dir: &Path) {
 #[test]
 fn a_scripted_run_brings_the_system_up_verifies_and_leaves_nothing_behind() {
     let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("run");
-    let output = launcher(&dir, &["--exit-after-verify"])
+    let dir = work.path().join(".run");
+    // The relative run directory `make run` gives.
+    let output = launcher(Path::new(".run"), &["--exit-after-verify"])
+        .current_dir(work.path())
         .output()
         .expect("run stockpile-run");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -157,6 +157,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<LaunchOutcome> {
     tokio::pin!(shutdown);
+    // Absolute: nats-server reads the store path from an environment variable as a
+    // configuration value, where `.run/nats` would parse as a number.
+    let mut config = config;
+    config.dir = std::path::absolute(&config.dir)
+        .with_context(|| format!("resolving {}", config.dir.display()))?;
     let files = prepare(&config)?;
     let mut system = System {
         processes: Vec::new(),
