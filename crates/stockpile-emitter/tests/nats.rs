@@ -62,32 +62,33 @@ async fn start_server() -> Server {
 }
 
 async fn start_server_with(extra: &[&str]) -> Server {
-    let port = free_port();
-    let store = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]
-        .map(str::to_owned)
-        .into();
-    args.push(store.path().to_str().unwrap().to_owned());
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    spawn_server(port, store, &args).await
+    spawn_server(|port, store| {
+        let mut args: Vec<String> = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]
+            .map(str::to_owned)
+            .into();
+        args.push(store.to_str().unwrap().to_owned());
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    })
+    .await
 }
 
 /// A server configured by the file `config` writes, given the JetStream store directory.
-async fn start_server_with_config(config: impl FnOnce(&str) -> String) -> Server {
-    let port = free_port();
-    let store = tempfile::tempdir().unwrap();
-    let store_dir = store.path().join("jetstream");
-    let file = store.path().join("server.conf");
-    std::fs::write(&file, config(store_dir.to_str().unwrap())).unwrap();
-    let args = [
-        "-a".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-c".to_owned(),
-        file.to_str().unwrap().to_owned(),
-    ];
-    spawn_server(port, store, &args).await
+async fn start_server_with_config(config: impl Fn(&str) -> String) -> Server {
+    spawn_server(|port, store| {
+        let store_dir = store.join("jetstream");
+        let file = store.join("server.conf");
+        std::fs::write(&file, config(store_dir.to_str().unwrap())).unwrap();
+        vec![
+            "-a".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+            "-c".to_owned(),
+            file.to_str().unwrap().to_owned(),
+        ]
+    })
+    .await
 }
 
 fn free_port() -> u16 {
@@ -98,29 +99,51 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn spawn_server(port: u16, store: tempfile::TempDir, args: &[String]) -> Server {
+/// Attempts at starting a server: another test may take the free port first.
+const START_ATTEMPTS: usize = 5;
+/// How long a started server must stay up to count as ours: one that lost the port to
+/// another test's server exits at once, while a connection check would reach the other.
+const START_SETTLE: Duration = Duration::from_millis(300);
+
+/// Starts nats-server with the arguments `args(port, store dir)` gives, on a fresh free
+/// port and store, retrying when the port turns out to be taken.
+async fn spawn_server(args: impl Fn(u16, &std::path::Path) -> Vec<String>) -> Server {
     let binary = server_binary();
-    let child = Command::new(&binary)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
-    let server = Server {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _store: store,
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return server;
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        let store = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&binary)
+            .args(args(port, store.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
+        let mut listening = false;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                listening = true;
+                break;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(START_SETTLE).await;
+        if listening && child.try_wait().ok().flatten().is_none() {
+            return Server {
+                child,
+                url: format!("nats://127.0.0.1:{port}"),
+                _store: store,
+            };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    panic!("nats-server did not start on port {port}");
+    panic!("nats-server did not start in {START_ATTEMPTS} attempts");
 }
 
 async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
