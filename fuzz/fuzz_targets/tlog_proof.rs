@@ -1,0 +1,4 @@
+//! cargo fuzz harness: see `stockpile_fuzz::tlog_proof` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stockpile_fuzz::tlog_proof(data));
