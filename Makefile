@@ -5,7 +5,7 @@ CARGO ?= cargo
 # `make test`; a plain `cargo test` stays fast and hermetic.
 export STOCKPILE_SLOW_TESTS ?= 1
 
-.PHONY: run test lint fmt build bench vectors clean demo nats browser soak
+.PHONY: run test lint fmt build bench vectors clean demo nats browser soak fuzz
 
 ## run: the whole system on this machine — nats-server, sequencer, projector (API and
 ## dashboard) and the three emitting services — seeded with the demo scenario through the
@@ -26,6 +26,22 @@ test: nats browser lint
 SEEDS ?= 1000
 soak:
 	STOCKPILE_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p stockpile-tests --test it simulation::every_seed -- --nocapture
+
+## fuzz: every cargo fuzz target for FUZZ_SECONDS each (300 by default), from the seed
+## corpus in fuzz/corpus; installs cargo-fuzz if missing; nightly if installed, else
+## stable with RUSTC_BOOTSTRAP=1. FUZZ_TARGETS picks targets. Crashes land in
+## fuzz/artifacts/<target>/ (replay: cargo fuzz run <target> <file>).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= submission entry note checkpoint tlog_proof merkle export consistency_file
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) run -q -p stockpile-fuzz --example write_corpus -- fuzz/corpus
+	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz="cargo +nightly fuzz"; \
+	else fuzz="env RUSTC_BOOTSTRAP=1 cargo fuzz"; fi; \
+	for target in $(FUZZ_TARGETS); do \
+		echo "== $$target: $(FUZZ_SECONDS) s"; \
+		$$fuzz run --fuzz-dir fuzz $$target fuzz/corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
 
 ## nats: install the pinned nats-server into .tools/nats (the tests and `run` use it)
 nats:
