@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use async_nats::{Client, ConnectErrorKind, ConnectOptions};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
 use serde::{Deserialize, Serialize};
 
 /// Time one connection attempt may take.
@@ -19,7 +19,10 @@ pub const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
 /// How a service reaches NATS.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NatsConfig {
-    /// Server URL(s), comma separated, e.g. `nats://127.0.0.1:4222`.
+    /// Server URL(s), comma separated, e.g. `nats://127.0.0.1:4222` or, for a cluster,
+    /// `nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222`. The client
+    /// connects to one of them and, when that server goes away, reconnects to another
+    /// (and to servers the cluster announces).
     pub url: String,
     /// User and password (the `deploy/nats` configurations give each service its own).
     pub user: Option<String>,
@@ -69,10 +72,11 @@ impl NatsConfig {
 /// Connects once, or — with `wait` — until it succeeds. Errors name the server and say
 /// what to check.
 pub async fn connect(config: &NatsConfig) -> anyhow::Result<Client> {
+    let servers = server_addrs(&config.url)?;
     let mut pause = Duration::from_millis(100);
     loop {
         let options = config.options().await?;
-        match options.connect(config.url.as_str()).await {
+        match options.connect(servers.clone()).await {
             Ok(client) => return Ok(client),
             Err(error) => {
                 let message = describe_connect_error(&config.url, &error);
@@ -95,6 +99,24 @@ pub async fn connect(config: &NatsConfig) -> anyhow::Result<Client> {
     }
 }
 
+/// The servers of a comma-separated URL list (async-nats itself reads one URL from a
+/// string, so `a,b,c` would be one malformed address).
+pub fn server_addrs(urls: &str) -> anyhow::Result<Vec<ServerAddr>> {
+    let servers = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse::<ServerAddr>()
+                .map_err(|error| anyhow!("NATS URL {url:?} is not valid: {error}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        return Err(anyhow!("no NATS URL given ({urls:?})"));
+    }
+    Ok(servers)
+}
+
 fn describe_connect_error(url: &str, error: &async_nats::ConnectError) -> String {
     match error.kind() {
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => format!(
@@ -105,5 +127,26 @@ fn describe_connect_error(url: &str, error: &async_nats::ConnectError) -> String
             "cannot reach NATS at {url} ({error}): is nats-server running there? (--wait-for-nats keeps retrying)"
         ),
         _ => format!("cannot connect to NATS at {url}: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_addrs;
+
+    #[test]
+    fn a_comma_separated_list_is_several_servers() {
+        let servers =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224").unwrap();
+        let ports: Vec<u16> = servers.iter().map(|s| s.port()).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert_eq!(server_addrs("nats://127.0.0.1:4222").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_url_in_the_list_is_named() {
+        let error = server_addrs("nats://127.0.0.1:4222,http://x:1").unwrap_err();
+        assert!(error.to_string().contains("http://x:1"), "{error}");
+        assert!(server_addrs(" , ").is_err());
     }
 }
