@@ -2,6 +2,7 @@
 //! publish fenced entries, record receipts, acknowledge, sign checkpoints.
 
 use std::collections::VecDeque;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -196,11 +197,15 @@ impl Sequencer {
                 }
             }
         }
-        // Every queued publish is awaited, even after a failure, so no outcome is lost.
+        // Every queued publish is awaited, even after a failure, so no outcome is lost;
+        // all at once, because each acknowledgement's timeout starts when it is awaited:
+        // one after the other, the acknowledgements a dropped connection lost would
+        // stall the sequencer for JETSTREAM_TIMEOUT each (minutes for a batch).
+        let outcomes = join_all(futures.into_iter().map(IntoFuture::into_future)).await;
         let mut stored = 0usize;
         let mut failure = send_error.map(|error| format!("sending entry: {error}"));
-        for (future, entry) in futures.into_iter().zip(&appended) {
-            match future.await {
+        for (outcome, entry) in outcomes.into_iter().zip(&appended) {
+            match outcome {
                 Ok(ack) if failure.is_none() => {
                     // A duplicate can only be this very entry (its id is its hash), and
                     // the fence put it at this position either way.
