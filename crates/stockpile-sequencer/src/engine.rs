@@ -10,8 +10,9 @@ use anyhow::{Context as _, bail};
 use async_nats::jetstream::{
     self, AckKind,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
-    context::{PublishAckFuture, PublishErrorKind},
+    context::{PublishAckFuture, PublishError, PublishErrorKind},
     message::PublishMessage,
+    publish::PublishAck,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -177,6 +178,20 @@ impl Sequencer {
         // before it. Position alone is not enough with pipelined appends: if another
         // sequencer slipped in one entry, our next entry's expected position would match
         // again and land on a chain it does not extend.
+        //
+        // On replicated streams the entries go one at a time instead, each published
+        // only once the one before is acknowledged, fenced by position alone: then every
+        // entry extends a chain this sequencer knows (read back, or acknowledged at the
+        // position just before), and no message carries an expected last message id.
+        // nats-server 2.15.1 checks that header again on each replica as it applies the
+        // entry, against the last message id the replica remembers. A replica SIGKILLed
+        // and restarted during ingest fails that check once it has caught up ("last msgid
+        // mismatch", a critical write error) and never becomes current again, which
+        // leaves the stream one fault from losing its quorum (both runs of
+        // tests/it/cluster.rs made with the header; docs/reliability.md).
+        let pipelined = self.config.replicas <= 1;
+        let mut outcomes: Vec<Result<PublishAck, PublishError>> =
+            Vec::with_capacity(appended.len());
         let mut futures: Vec<PublishAckFuture> = Vec::with_capacity(appended.len());
         let mut send_error = None;
         for (entry, (sequence, _)) in appended.iter().zip(&batch) {
@@ -185,12 +200,20 @@ impl Sequencer {
                 .message_id(entry.link.to_hex())
                 .expected_last_sequence(entry.index)
                 .header(SUBMISSION_SEQUENCE_HEADER, sequence.to_string().as_str());
-            if entry.index > 0 {
+            if pipelined && entry.index > 0 {
                 message = message.expected_last_message_id(prev_link.to_hex());
             }
             prev_link = entry.link;
             match self.js.send_publish(LEDGER_SUBJECT, message).await {
-                Ok(future) => futures.push(future),
+                Ok(future) if pipelined => futures.push(future),
+                Ok(future) => {
+                    let outcome = future.await;
+                    let failed = outcome.is_err();
+                    outcomes.push(outcome);
+                    if failed {
+                        break;
+                    }
+                }
                 Err(error) => {
                     send_error = Some(error);
                     break;
@@ -201,7 +224,7 @@ impl Sequencer {
         // all at once, because each acknowledgement's timeout starts when it is awaited:
         // one after the other, the acknowledgements a dropped connection lost would
         // stall the sequencer for JETSTREAM_TIMEOUT each (minutes for a batch).
-        let outcomes = join_all(futures.into_iter().map(IntoFuture::into_future)).await;
+        outcomes.extend(join_all(futures.into_iter().map(IntoFuture::into_future)).await);
         let mut stored = 0usize;
         let mut failure = send_error.map(|error| format!("sending entry: {error}"));
         for (outcome, entry) in outcomes.into_iter().zip(&appended) {

@@ -35,7 +35,8 @@ struct Args {
     /// ...or after this many milliseconds with new entries.
     #[arg(long, default_value_t = stockpile_sequencer::CHECKPOINT_INTERVAL.as_millis() as u64)]
     checkpoint_interval_ms: u64,
-    /// Stream replicas (3 in a JetStream cluster).
+    /// Stream replicas (3 in a JetStream cluster). Above 1, entries are appended one at
+    /// a time (deploy/nats/README.md says why).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
     /// Record each entry at its event's occurrence time instead of now. Demo only (it
