@@ -226,6 +226,22 @@ async fn server_with_topology() -> (NatsServer, As) {
     (server, sequencer)
 }
 
+/// The variables `cluster.conf` reads beyond those of `single.conf`, for one node.
+fn cluster_node_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("STOCKPILE_NATS_SERVER_NAME", "n1".into()),
+        ("STOCKPILE_NATS_CLUSTER_PORT", "6222".into()),
+        ("STOCKPILE_NATS_ROUTE_PASSWORD", "sp-route-check".into()),
+        (
+            "STOCKPILE_NATS_ROUTES",
+            "[nats-route://route:sp-route-check@127.0.0.1:6222, \
+             nats-route://route:sp-route-check@127.0.0.1:6223, \
+             nats-route://route:sp-route-check@127.0.0.1:6224]"
+                .into(),
+        ),
+    ]
+}
+
 #[test]
 fn every_config_file_passes_nats_server_t() {
     let server = NatsServer::start();
@@ -240,6 +256,7 @@ fn every_config_file_passes_nats_server_t() {
             .arg("-c")
             .arg(&path)
             .envs(server.env())
+            .envs(cluster_node_env())
             .output()
             .expect("running nats-server -t");
         let text = format!(
@@ -255,7 +272,23 @@ fn every_config_file_passes_nats_server_t() {
         checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     checked.sort();
-    assert_eq!(checked, ["accounts.conf", "single.conf"]);
+    assert_eq!(checked, ["accounts.conf", "cluster.conf", "single.conf"]);
+
+    // A cluster node without its routes does not start.
+    let output = std::process::Command::new(nats_server_binary())
+        .arg("-t")
+        .arg("-c")
+        .arg(deploy_dir().join("cluster.conf"))
+        .envs(server.env())
+        .envs(cluster_node_env())
+        .env_remove("STOCKPILE_NATS_ROUTES")
+        .output()
+        .expect("running nats-server -t");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && text.contains("STOCKPILE_NATS_ROUTES"),
+        "a cluster node without STOCKPILE_NATS_ROUTES was accepted: {text}"
+    );
 
     // The check can fail: a missing password variable is an error naming it.
     let mut command = std::process::Command::new(nats_server_binary());
