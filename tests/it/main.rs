@@ -6,6 +6,7 @@ mod api_security;
 mod appender;
 mod cli;
 mod cli_query;
+mod cluster;
 mod corpus;
 mod dashboard;
 mod drill;

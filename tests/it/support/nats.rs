@@ -1,6 +1,7 @@
 //! A real nats-server for tests, run from the configuration that ships in `deploy/nats`
 //! (`single.conf` + `accounts.conf`), so that the tests exercise exactly what `make run`
-//! and production use.
+//! and production use; and a three-node cluster of them from `cluster.conf`
+//! ([`NatsCluster`]).
 //!
 //! Each [`NatsServer`] owns its child process, a temporary directory (JetStream store and
 //! the server's log), free loopback ports and fresh random passwords for every user. It
@@ -144,6 +145,8 @@ pub struct NatsServer {
     port: u16,
     http_port: u16,
     passwords: BTreeMap<String, String>,
+    /// Further variables the configuration reads (a cluster node's name, routes…).
+    extra_env: Vec<(String, String)>,
 }
 
 impl NatsServer {
@@ -176,6 +179,7 @@ impl NatsServer {
                 port: free_port(),
                 http_port: free_port(),
                 passwords,
+                extra_env: Vec::new(),
             };
             match server.spawn_and_wait() {
                 Ok(()) => return server,
@@ -237,6 +241,7 @@ impl NatsServer {
                 .iter()
                 .map(|(user, password)| (password_variable(user), password.clone())),
         );
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 
@@ -293,26 +298,38 @@ impl NatsServer {
     /// GET on the monitoring port, e.g. `monitor("/varz")`; returns the body. A raw
     /// HTTP/1.0 request on 127.0.0.1, so no proxy setting can redirect it.
     pub fn monitor(&self, path: &str) -> String {
+        let (status, head, body) = self
+            .try_monitor(path)
+            .unwrap_or_else(|message| panic!("{message}"));
+        assert_eq!(status, 200, "GET {path} on the monitoring port: {head}");
+        body
+    }
+
+    /// GET on the monitoring port: the status code, the status line and the body, or why
+    /// there is no answer (a server that is down or still starting).
+    pub fn try_monitor(&self, path: &str) -> Result<(u16, String, String), String> {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.http_port));
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
-            .unwrap_or_else(|e| panic!("connecting to the monitoring port {address}: {e}"));
+            .map_err(|e| format!("connecting to the monitoring port {address}: {e}"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("setting a read timeout");
+            .map_err(|e| format!("setting a read timeout: {e}"))?;
         write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("sending the monitoring request");
+            .map_err(|e| format!("sending the monitoring request for {path}: {e}"))?;
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
-            .unwrap_or_else(|e| panic!("reading the monitoring response for {path}: {e}"));
+            .map_err(|e| format!("reading the monitoring response for {path}: {e}"))?;
         let (head, body) = response
             .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("malformed HTTP response for {path}: {response:?}"));
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "GET {path} on the monitoring port: {head}"
-        );
-        body.to_string()
+            .ok_or_else(|| format!("malformed HTTP response for {path}: {response:?}"))?;
+        let status_line = head.lines().next().unwrap_or_default().to_string();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| format!("no status in {status_line:?} for {path}"))?;
+        Ok((status, status_line, body.to_string()))
     }
 
     /// `monitor(path)` parsed as JSON.
@@ -388,7 +405,13 @@ impl Drop for NatsServer {
         if std::thread::panicking() {
             let log = self.log();
             let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            // STOCKPILE_TEST_FULL_LOGS=1 shows the whole log.
+            let shown = if std::env::var_os("STOCKPILE_TEST_FULL_LOGS").is_some() {
+                lines.len()
+            } else {
+                LOG_TAIL_LINES
+            };
+            let tail = &lines[lines.len().saturating_sub(shown)..];
             eprintln!(
                 "nats-server on port {} (store {}), last {} log lines:\n{}",
                 self.port,
@@ -398,4 +421,259 @@ impl Drop for NatsServer {
             );
         }
     }
+}
+
+/// Nodes in a [`NatsCluster`].
+pub const CLUSTER_NODES: usize = 3;
+
+/// How long a cluster may take to elect its meta leader, or a restarted node to catch up.
+pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A three-node JetStream cluster from `deploy/nats/cluster.conf`: every node on its own
+/// free 127.0.0.1 ports (client, monitoring, route) with its own temporary store, all
+/// with the same users and passwords, routes authenticated with a random password. Nodes
+/// are named `n1`, `n2`, `n3` (the names streams report their leader and replicas by).
+pub struct NatsCluster {
+    nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes and waits until they agree on a meta leader and every node
+    /// reports itself healthy (`/healthz`).
+    pub fn start() -> NatsCluster {
+        let config = deploy_dir().join("cluster.conf");
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let passwords: BTreeMap<String, String> = USERS
+                .iter()
+                .map(|user| (user.to_string(), random_password()))
+                .collect();
+            let route_password = random_password();
+            let mut ports = std::collections::BTreeSet::new();
+            while ports.len() < CLUSTER_NODES * 3 {
+                ports.insert(free_port());
+            }
+            let ports: Vec<u16> = ports.into_iter().collect();
+            let routes = ports
+                .chunks(3)
+                .map(|node| format!("nats-route://route:{route_password}@127.0.0.1:{}", node[2]))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut nodes = Vec::new();
+            let mut failure = None;
+            for (index, node_ports) in ports.chunks(3).enumerate() {
+                let name = node_name(index);
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("stockpile-nats-{name}-"))
+                    .tempdir()
+                    .expect("creating a temporary directory");
+                let mut node = NatsServer {
+                    child: None,
+                    dir,
+                    config: config.clone(),
+                    port: node_ports[0],
+                    http_port: node_ports[1],
+                    passwords: passwords.clone(),
+                    extra_env: vec![
+                        ("STOCKPILE_NATS_SERVER_NAME".into(), name),
+                        (
+                            "STOCKPILE_NATS_CLUSTER_PORT".into(),
+                            node_ports[2].to_string(),
+                        ),
+                        (
+                            "STOCKPILE_NATS_ROUTE_PASSWORD".into(),
+                            route_password.clone(),
+                        ),
+                        ("STOCKPILE_NATS_ROUTES".into(), format!("[{routes}]")),
+                    ],
+                };
+                if let Err(message) = node.spawn_and_wait() {
+                    failure = Some(message);
+                    break;
+                }
+                nodes.push(node);
+            }
+            match failure {
+                None => {
+                    let cluster = NatsCluster { nodes };
+                    for index in 0..CLUSTER_NODES {
+                        cluster.wait_until_healthy(index);
+                    }
+                    return cluster;
+                }
+                // The nodes started so far are killed as `nodes` drops.
+                Some(message) if attempts < 3 && message.contains("address already in use") => {}
+                Some(message) => panic!("{message}"),
+            }
+        }
+    }
+
+    /// Every node's client URL, comma separated (what `--nats-url` takes).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The connection settings of `user`, listing all three nodes.
+    pub fn config_for(&self, user: &str) -> NatsConfig {
+        NatsConfig {
+            url: self.url(),
+            ..self.nodes[0].config_for(user)
+        }
+    }
+
+    pub fn password(&self, user: &str) -> &str {
+        self.nodes[0].password(user)
+    }
+
+    /// Node `index` (0, 1 or 2; named `n1`, `n2`, `n3`).
+    pub fn node(&self, index: usize) -> &NatsServer {
+        &self.nodes[index]
+    }
+
+    /// The route port of node `index` (where the other nodes connect).
+    pub fn route_port(&self, index: usize) -> u16 {
+        self.nodes[index]
+            .extra_env
+            .iter()
+            .find(|(name, _)| name == "STOCKPILE_NATS_CLUSTER_PORT")
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("a cluster node has a route port")
+    }
+
+    /// The index of the node a stream or the meta group names (`n2` → 1).
+    pub fn index_of(&self, name: &str) -> usize {
+        (0..CLUSTER_NODES)
+            .find(|index| node_name(*index) == name)
+            .unwrap_or_else(|| panic!("{name:?} is not a node of the test cluster"))
+    }
+
+    /// SIGKILLs node `index` (no clean shutdown, no leadership hand-over).
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Starts node `index` again on its ports and store, and waits until it is healthy
+    /// again: in contact with the meta leader, and every stream and consumer it holds a
+    /// replica of caught up (nats-server's `/healthz` checks both).
+    pub fn restart(&mut self, index: usize) {
+        self.nodes[index].restart();
+        self.wait_until_healthy(index);
+    }
+
+    /// Polls `/healthz` of node `index` until it answers 200 and `/jsz` names a meta
+    /// leader with every peer current, panicking with the node's log after
+    /// [`CLUSTER_READY_TIMEOUT`].
+    pub fn wait_until_healthy(&self, index: usize) {
+        let node = &self.nodes[index];
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        loop {
+            let why = match self.health(index) {
+                Ok(()) => return,
+                Err(why) => why,
+            };
+            if Instant::now() > deadline {
+                panic!(
+                    "cluster node {} not healthy within {CLUSTER_READY_TIMEOUT:?}: {why}; its log:\n{}",
+                    node_name(index),
+                    node.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether node `index` is healthy, or why not: `/healthz` answers 200 (JetStream in
+    /// contact with the meta leader, every replica on the node current), routes to the
+    /// other nodes are up, and the meta leader sees every peer current.
+    pub fn health(&self, index: usize) -> Result<(), String> {
+        let node = &self.nodes[index];
+        let (status, _, body) = node.try_monitor("/healthz")?;
+        if status != 200 {
+            return Err(format!("/healthz {status}: {body}"));
+        }
+        let routez = json_of(node, "/routez")?;
+        let routed: std::collections::BTreeSet<&str> = routez["routes"]
+            .as_array()
+            .map(|routes| {
+                routes
+                    .iter()
+                    .filter_map(|route| route["remote_name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let unrouted: Vec<String> = (0..CLUSTER_NODES)
+            .filter(|other| *other != index)
+            .map(node_name)
+            .filter(|name| !routed.contains(name.as_str()))
+            .collect();
+        if !unrouted.is_empty() {
+            return Err(format!("no route to {unrouted:?} yet"));
+        }
+        let meta = json_of(node, "/jsz")?["meta_cluster"].clone();
+        let leader = meta["leader"].as_str().unwrap_or_default();
+        if leader.is_empty() {
+            return Err(format!("no meta leader yet: {meta}"));
+        }
+        if meta["cluster_size"].as_u64() != Some(CLUSTER_NODES as u64) {
+            return Err(format!("meta cluster size is not {CLUSTER_NODES}: {meta}"));
+        }
+        // Only the leader knows whether the followers are current (a follower reports
+        // the other follower as never seen).
+        let leader_index = (0..CLUSTER_NODES)
+            .find(|other| node_name(*other) == leader)
+            .ok_or_else(|| format!("unknown meta leader {leader:?}"))?;
+        let leader_meta = json_of(&self.nodes[leader_index], "/jsz")?["meta_cluster"].clone();
+        let behind: Vec<&serde_json::Value> = leader_meta["replicas"]
+            .as_array()
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter(|peer| peer["current"] != serde_json::Value::Bool(true))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !behind.is_empty() {
+            return Err(format!(
+                "the meta leader {leader} sees peers behind: {behind:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// What node `index` itself holds of `stream` in the account STOCKPILE (from its
+    /// `/jsz`): the stream's detail with `state` and `cluster`, or `None` if the node holds
+    /// no replica of it.
+    pub fn stream_on_node(&self, index: usize, stream: &str) -> Option<serde_json::Value> {
+        let jsz = self.nodes[index].monitor_json("/jsz?accounts=true&streams=true");
+        jsz["account_details"]
+            .as_array()?
+            .iter()
+            .filter(|account| account["name"] == "STOCKPILE")
+            .flat_map(|account| {
+                account["stream_detail"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|detail| detail["name"] == stream)
+    }
+}
+
+/// A monitoring endpoint of `node` as JSON, or why not.
+fn json_of(node: &NatsServer, path: &str) -> Result<serde_json::Value, String> {
+    let (status, _, body) = node.try_monitor(path)?;
+    if status != 200 {
+        return Err(format!("{path} {status}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{path} is not JSON ({e}): {body}"))
+}
+
+/// The server name of node `index` (`n1`, `n2`, `n3`).
+pub fn node_name(index: usize) -> String {
+    format!("n{}", index + 1)
 }
