@@ -12,6 +12,7 @@ mod dashboard;
 mod drill;
 mod launcher;
 mod nats_acl;
+mod nats_restart;
 mod pipeline;
 mod projector;
 mod properties;
