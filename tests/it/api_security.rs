@@ -494,25 +494,45 @@ fn stalled_post(addr: &str, token: &str) -> TcpStream {
 
 #[test]
 fn beyond_its_concurrency_a_service_sheds_requests_with_503_and_recovers() {
+    /// Stalled requests older than this may be near the service's body timeout.
+    const RESTALL_AFTER: Duration = Duration::from_secs(3);
     let dir = tempfile::tempdir().expect("tempdir");
     let depot = offline_depot(dir.path(), &["--http-concurrency-max", "2"]);
-    let held: Vec<TcpStream> = (0..2)
-        .map(|_| stalled_post(&depot.addr, &depot.token))
-        .collect();
+    // Three stalled requests for two slots. Each is released when the service's body
+    // timeout ends it, so if shedding is not seen soon (a slow machine), stall afresh.
+    let stall = || -> Vec<TcpStream> {
+        (0..3)
+            .map(|_| stalled_post(&depot.addr, &depot.token))
+            .collect()
+    };
+    let mut held = stall();
+    let mut stalled_at = Instant::now();
 
     // Both slots taken: shed at once, the probes included (503, not queued).
     let started = Instant::now();
-    wait_until("a request being shed", &depot.service, || {
-        call(
+    loop {
+        let probe = call(
             &depot.addr,
             Some(&bearer(&depot.token)),
             "GET",
             "/v1/kinds",
             None,
-        )
-        .status
-            == 503
-    });
+        );
+        if probe.status == 503 {
+            break;
+        }
+        assert!(
+            started.elapsed() < SETTLE,
+            "no request was shed (last answer {}):\n{}",
+            probe.status,
+            depot.service.log_tail()
+        );
+        if stalled_at.elapsed() > RESTALL_AFTER {
+            held = stall();
+            stalled_at = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for path in ["/v1/status", "/health"] {
         let answer = call(&depot.addr, Some(&bearer(&depot.token)), "GET", path, None);
         assert_eq!(answer.status, 503, "{path}: {}", answer.text());
