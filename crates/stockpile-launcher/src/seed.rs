@@ -2,12 +2,12 @@
 //! owns its role, through the services' public HTTP API — the way a real depot,
 //! demilitarisation or export-control system would submit them.
 //!
-//! Each service publishes its own events in order, but two services race each other to
-//! the sequencer. Events of one service in a row go out without waiting (`202`); the
-//! last one before the next service's turn is posted with `?wait=true`, so it — and
-//! everything that service sent before it — is in the ledger before the other service
-//! sends anything that may depend on it (a lot declared before it is shipped, shipped
-//! before it is destroyed).
+//! Each service publishes the events of each of its keys in order, but two services —
+//! or two keys of one service — race each other to the sequencer. Events of one signing
+//! role in a row go out without waiting (`202`); the last one before another role's
+//! turn is posted with `?wait=true`, so it — and everything that role sent before it — is
+//! in the ledger before anything that may depend on it is sent (a lot declared before
+//! it is shipped, shipped before it is counted or destroyed).
 //!
 //! Each request carries its service's bearer token. A request the service turns away
 //! before reading it — 429 over its rate, 503 busy or its outbox full — emitted
@@ -83,12 +83,19 @@ pub fn seed(
         let event = decode_submission(&submission.bytes)
             .context("a scenario submission does not decode")?
             .event;
-        requests.push((service_for_role(role), request_for_event(&event, role)));
+        requests.push((
+            service_for_role(role),
+            role,
+            request_for_event(&event, role),
+        ));
     }
     let progress = progress_bar(requests.len() as u64);
-    for (position, (service, request)) in requests.iter().enumerate() {
-        let next_service = requests.get(position + 1).map(|(service, _)| *service);
-        let barrier = next_service != Some(*service);
+    for (position, (service, role, request)) in requests.iter().enumerate() {
+        // A service publishes each of its keys' events in order, but not one key's
+        // against another's (the depot service signs as depot, registrar and inspector):
+        // wait at every change of signing role, not only of service.
+        let next = requests.get(position + 1).map(|(_, role, _)| *role);
+        let barrier = next != Some(*role);
         let endpoint = services
             .get(service)
             .with_context(|| format!("no {service} service"))?;
