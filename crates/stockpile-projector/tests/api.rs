@@ -5,6 +5,8 @@
 //! fold, proofs checked against the trust root. The OpenAPI document is checked against
 //! the routes and against the answers.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
@@ -15,13 +17,11 @@ use bytes::Bytes;
 use serde_json::Value;
 use stockpile_core::checkpoint::open_checkpoint;
 use stockpile_http::HttpLimits;
-use stockpile_ledger::export::ExportReader;
 use stockpile_ledger::prove::{check_consistency, check_inclusion};
 use stockpile_ledger::trust::TrustRoot;
 use stockpile_projector::Shared;
 use stockpile_projector::api::{self, OPENAPI_JSON};
 use stockpile_projector::engine::{CheckpointOffer, Projector};
-use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
 use stockpile_views::article7::{Article7Config, Article7Report, article7_report, year_end};
 use stockpile_views::digest::views_digest;
@@ -88,18 +88,12 @@ fn ledger() -> &'static Ledger {
             min_entries: 1_500,
             checkpoint_every: 300,
         };
-        let mut export = Vec::new();
-        let outcome = stockpile_scenario::write_export(&config, &mut export).expect("generate");
-        let trust = TrustRoot::parse_json(&outcome.trust_root).expect("trust root");
-        let mut reader = ExportReader::open(&export[..]).expect("export");
-        let (mut entries, mut checkpoints) = (Vec::new(), Vec::new());
-        while let Some(record) = reader.next_record().expect("record") {
-            match record {
-                ExportRecord::Entry(bytes) => entries.push(bytes),
-                ExportRecord::Checkpoint(note) => checkpoints.push(note),
-                ExportRecord::Header { .. } => {}
-            }
-        }
+        let common::Generated {
+            export: _,
+            trust,
+            entries,
+            checkpoints,
+        } = common::generate(&config);
         let sizes = checkpoints
             .iter()
             .map(|note| {

@@ -4,6 +4,8 @@
 //! served, say what the last verification found, and show a hand-made ledger's markup
 //! (a lot id holding `<script>`) as text.
 
+mod common;
+
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -15,14 +17,12 @@ use stockpile_core::events::*;
 use stockpile_core::keys::SignerKey;
 use stockpile_core::time::{Date, TimestampMs};
 use stockpile_ledger::appender::Appender;
-use stockpile_ledger::export::ExportReader;
 use stockpile_ledger::trust::TrustRoot;
 use stockpile_ledger::verifier::{VerifyOptions, verify_export};
 use stockpile_projector::Shared;
 use stockpile_projector::api::{self, OPENAPI_JSON};
 use stockpile_projector::engine::{CheckpointOffer, Projector};
 use stockpile_proto::envelope::{EntryVerdict, sign_event};
-use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
 use stockpile_views::digest::views_today;
 use stockpile_views::fold::ViewFold;
@@ -64,18 +64,12 @@ fn scenario() -> &'static Ledger {
             min_entries: 1_200,
             checkpoint_every: 300,
         };
-        let mut export = Vec::new();
-        let outcome = stockpile_scenario::write_export(&config, &mut export).expect("generate");
-        let trust = TrustRoot::parse_json(&outcome.trust_root).expect("trust root");
-        let mut reader = ExportReader::open(&export[..]).expect("export");
-        let (mut entries, mut checkpoints) = (Vec::new(), Vec::new());
-        while let Some(record) = reader.next_record().expect("record") {
-            match record {
-                ExportRecord::Entry(bytes) => entries.push(bytes),
-                ExportRecord::Checkpoint(note) => checkpoints.push(note),
-                ExportRecord::Header { .. } => {}
-            }
-        }
+        let common::Generated {
+            export,
+            trust,
+            entries,
+            checkpoints,
+        } = common::generate(&config);
         Ledger {
             export,
             entries,

@@ -1,12 +1,12 @@
 //! The projector's engine over generated ledgers: batches, restarts and redeliveries give
 //! the same views as one fold from index 0, and as the verifier's own fold.
 
+mod common;
+
 use bytes::Bytes;
-use stockpile_ledger::export::ExportReader;
 use stockpile_ledger::prove::check_inclusion;
 use stockpile_ledger::verifier::{VerifyOptions, verify_export};
 use stockpile_projector::engine::{CheckpointOffer, Projector, SUMMARY_DOC};
-use stockpile_proto::export_codec::ExportRecord;
 use stockpile_scenario::{Dataset, ScenarioConfig};
 
 struct Ledger {
@@ -24,20 +24,12 @@ fn ledger(dataset: Dataset, min_entries: u64) -> Ledger {
         min_entries,
         checkpoint_every: 500,
     };
-    let mut export = Vec::new();
-    let outcome = stockpile_scenario::write_export(&config, &mut export).expect("generate");
-    let trust =
-        stockpile_ledger::trust::TrustRoot::parse_json(&outcome.trust_root).expect("trust root");
-    let mut reader = ExportReader::open(&export[..]).expect("export");
-    let mut entries = Vec::new();
-    let mut checkpoints = Vec::new();
-    while let Some(record) = reader.next_record().expect("record") {
-        match record {
-            ExportRecord::Entry(bytes) => entries.push(bytes),
-            ExportRecord::Checkpoint(note) => checkpoints.push(note),
-            ExportRecord::Header { .. } => {}
-        }
-    }
+    let common::Generated {
+        export,
+        trust,
+        entries,
+        checkpoints,
+    } = common::generate(&config);
     Ledger {
         entries,
         checkpoints,
