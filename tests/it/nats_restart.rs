@@ -204,23 +204,12 @@ fn outcomes(acked: &[Acked], entries: &[Seen]) -> Result<Vec<Vec<usize>>, String
 }
 
 fn scenario() -> (Vec<(Submission, Event)>, ScenarioKeys) {
-    let config = ScenarioConfig {
+    crate::services::service_events(&ScenarioConfig {
         seed: 23,
         dataset: Dataset::FinlandLike,
         min_entries: 2_000,
         checkpoint_every: 0,
-    };
-    let submissions = stockpile_scenario::submissions(&config);
-    let keys = submissions.keys().clone();
-    let events = submissions
-        // The never-authorised key is no service's.
-        .filter(|s| s.role.is_some())
-        .map(|s| {
-            let event = decode_submission(&s.bytes).expect("decodes").event;
-            (s, event)
-        })
-        .collect();
-    (events, keys)
+    })
 }
 
 #[test]

@@ -163,13 +163,17 @@ pub(crate) fn start_all(
 }
 
 pub(crate) fn scenario_events() -> (Vec<(Submission, Event)>, ScenarioKeys) {
-    let config = ScenarioConfig {
+    service_events(&ScenarioConfig {
         seed: 11,
         dataset: Dataset::FinlandLike,
         min_entries: 0,
         checkpoint_every: 0,
-    };
-    let submissions = stockpile_scenario::submissions(&config);
+    })
+}
+
+/// The scenario's events a service can sign, with their submissions, and its keys.
+pub(crate) fn service_events(config: &ScenarioConfig) -> (Vec<(Submission, Event)>, ScenarioKeys) {
+    let submissions = stockpile_scenario::submissions(config);
     let keys = submissions.keys().clone();
     let events = submissions
         // The never-authorised key is no service's; the sequencer tests cover it.
