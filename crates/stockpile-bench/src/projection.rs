@@ -1,15 +1,962 @@
 //! (e) a projection rebuild and (g) query latency under load, against a real
-//! nats-server and projector.
+//! nats-server and the real `stockpile-projector` binary.
+//!
+//! Set-up, not timed: a generated U.S.-like export (cached in the work directory, shared
+//! with the verifier's figure), a nats-server, and LEDGER and CHECKPOINTS loaded with the
+//! export's entries and checkpoints exactly as the sequencer publishes them (entry bytes,
+//! `Nats-Msg-Id` = link hash, both fences, the `Stockpile-Submission-Seq` header),
+//! pipelined.
+//!
+//! (e) times the projector process from its start with a fresh store until its
+//! `/v1/status` says every entry is applied, then the `--rebuild` path (a fresh generation
+//! folded beside the serving one, then swapped in).
+//!
+//! (g) keeps that projector serving and puts an open-loop load of lot lookups on it:
+//! requests are scheduled at a fixed rate by a thread of their own, handed to a small pool
+//! of keep-alive HTTP/1.1 connections, and each latency runs from the request's
+//! *scheduled* time, so a slow answer delays the ones queued behind it in the figure too
+//! (no coordinated omission). A few closed-loop requesters ask for the Article 7 report
+//! meanwhile. The projector started by (e) is handed to (g) through a task on the bench's
+//! runtime, so it is killed with the runtime when (g) is not run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use bytes::Bytes;
+use rand::Rng as _;
+use stockpile_core::hash::entry_link_hash;
+use stockpile_ledger::export::ExportReader;
+use stockpile_nats::topology::{
+    CHECKPOINTS_SUBJECT, LEDGER_SUBJECT, Replicas, SUBMISSION_SEQUENCE_HEADER, ensure_topology,
+};
+use stockpile_proto::export_codec::ExportRecord;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufStream};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::BenchContext;
-use crate::report::{Report, section};
+use crate::report::{Compare, Report, percentiles, section};
+use crate::server::{
+    Durability, NatsServer, cpu_seconds, peak_rss_bytes, repo_root, sibling_binary,
+};
 
-pub async fn rebuild(_report: &mut Report, _context: &BenchContext) -> anyhow::Result<()> {
-    section("(e) projection rebuild");
-    anyhow::bail!("not written yet")
+/// Entries of the rebuilt ledger (issue 7), and in a quick run.
+const REBUILD_ENTRIES: u64 = 1_000_000;
+const REBUILD_ENTRIES_QUICK: u64 = 100_000;
+/// Target of (e): entries a second, from process start to the last entry applied.
+const REBUILD_TARGET_PER_S: f64 = 100_000.0;
+/// Seed of the generated data set (the same as the verifier's figure, so the export is
+/// generated once).
+const DATASET_SEED: u64 = 7;
+/// Publishes in flight while loading LEDGER (the sequencer pipelines a whole batch).
+const PUBLISH_WINDOW: usize = 4_096;
+/// Records read from the export per hand-over to the publishing task.
+const EXPORT_CHUNK: usize = 1_024;
+/// Chunks buffered between the export reader and the publisher.
+const EXPORT_CHUNKS_BUFFERED: usize = 8;
+/// How often the projector's status is polled while it folds.
+const STATUS_POLL: Duration = Duration::from_millis(50);
+/// How long a projector may take to open its store and listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a fold of the whole ledger may take before the figure is given up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(1_800);
+/// How long a stopped projector may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The projector replica the bench runs (its consumer is `projector-bench`).
+const REPLICA: &str = "bench";
+/// Limits given to the projector's API for (g): far above the load, so the figure is
+/// the projector's, not its rate limiter's (defaults: 200/s, burst 400, 64 at once).
+const BENCH_HTTP_RATE_PER_S: u32 = 1_000_000;
+const BENCH_HTTP_CONCURRENCY: u16 = 1_024;
+
+/// (g): the lot-lookup load, its duration, and the connections it goes over.
+const LOT_RATE_PER_S: u32 = 2_000;
+const LOAD_DURATION: Duration = Duration::from_secs(20);
+const LOAD_DURATION_QUICK: Duration = Duration::from_secs(5);
+const LOT_CONNECTIONS: usize = 16;
+/// Target of (g): lot lookup p99 at [`LOT_RATE_PER_S`].
+const LOT_P99_TARGET_US: f64 = 2_000.0;
+/// Closed-loop Article 7 requesters running beside the lookups.
+const ARTICLE7_REQUESTERS: usize = 2;
+/// Largest answer the bench's HTTP client reads (the lots list of a big ledger).
+const HTTP_BODY_MAX: usize = 256 << 20;
+/// Longest wait for one answer before the request counts as an error.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What (e) leaves running for (g): the server, the projector, and their data.
+struct Serving {
+    // Field order is drop order: the projector goes before the server it reads.
+    projector: ProjectorProcess,
+    _nats: NatsServer,
+    _stores: tempfile::TempDir,
+    entries: u64,
+    /// Years the ledger's entries were recorded in (first, last).
+    years: (i32, i32),
 }
 
-pub async fn queries(_report: &mut Report, _context: &BenchContext) -> anyhow::Result<()> {
+/// Where (g) finds what (e) left running: a task on the bench's runtime that owns it
+/// until asked, so the processes die with the runtime if (g) never asks.
+static HANDOVER: Mutex<Option<oneshot::Sender<oneshot::Sender<Serving>>>> = Mutex::new(None);
+
+fn keep_for_queries(serving: Serving) {
+    let (ask, asked) = oneshot::channel::<oneshot::Sender<Serving>>();
+    tokio::spawn(async move {
+        if let Ok(reply) = asked.await {
+            let _ = reply.send(serving);
+        }
+    });
+    if let Ok(mut slot) = HANDOVER.lock() {
+        *slot = Some(ask);
+    }
+}
+
+async fn take_kept() -> Option<Serving> {
+    let ask = HANDOVER.lock().ok()?.take()?;
+    let (reply, answer) = oneshot::channel();
+    ask.send(reply).ok()?;
+    answer.await.ok()
+}
+
+fn rebuild_entries(context: &BenchContext) -> u64 {
+    if context.quick {
+        REBUILD_ENTRIES_QUICK
+    } else {
+        REBUILD_ENTRIES
+    }
+}
+
+pub async fn rebuild(report: &mut Report, context: &BenchContext) -> anyhow::Result<()> {
+    section("(e) projection rebuild");
+    let loaded = load_system(context, rebuild_entries(context)).await?;
+    let entries = loaded.entries;
+    let projector_binary = sibling_binary("stockpile-projector")?;
+    report.note(format!(
+        "(e) rebuild: {entries} entries (us data set, seed {DATASET_SEED}, {} checkpoints), \
+         nats-server {}; the projector starts with an empty store and its consumer, and is \
+         timed from process start until /v1/status says every entry is applied",
+        loaded.checkpoints,
+        Durability::SyncDefault.describe()
+    ));
+
+    let started = Instant::now();
+    let projector = ProjectorProcess::start(&projector_binary, &loaded, &[])?;
+    projector.wait_listening(LISTEN_TIMEOUT).await?;
+    projector
+        .wait_status(CATCH_UP_TIMEOUT, |status| {
+            status["applied_entries"].as_u64() >= Some(entries)
+        })
+        .await?;
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds(projector.pid()).unwrap_or(0.0);
+    let rss = peak_rss_bytes(projector.pid()).unwrap_or(0);
+    let rate = report.rate(
+        "rebuild.entries_per_s",
+        &format!("projector from a fresh store, {entries} entries"),
+        entries,
+        elapsed,
+        "entries/s",
+    );
+    report.figure(
+        "rebuild.seconds",
+        "  time to the last entry applied",
+        elapsed.as_secs_f64(),
+        "s",
+    );
+    report.figure(
+        "rebuild.cpu_cores",
+        "  projector CPU (user+system) per wall second",
+        cpu / elapsed.as_secs_f64().max(1e-9),
+        "cores",
+    );
+    report.figure(
+        "rebuild.peak_rss_mib",
+        "  projector peak resident memory",
+        rss as f64 / f64::from(1 << 20),
+        "MiB",
+    );
+    report.target(
+        "projection rebuild",
+        rate,
+        Compare::AtLeast,
+        REBUILD_TARGET_PER_S,
+        "entries/s",
+    );
+
+    // The `--rebuild` path: restart on the same store (which refolds it locally before
+    // listening), then fold a fresh generation from LEDGER beside the serving one.
+    projector.stop().await?;
+    let started = Instant::now();
+    let projector = ProjectorProcess::start(&projector_binary, &loaded, &["--rebuild"])?;
+    projector.wait_listening(LISTEN_TIMEOUT).await?;
+    let reopened = started.elapsed();
+    projector
+        .wait_status(CATCH_UP_TIMEOUT, |status| {
+            status["last_rebuild"]["entries"].as_u64() >= Some(entries)
+        })
+        .await?;
+    let swapped = started.elapsed();
+    report.rate(
+        "rebuild.reopen_entries_per_s",
+        "restart: refold of the local store before listening",
+        entries,
+        reopened,
+        "entries/s",
+    );
+    report.rate(
+        "rebuild.swap_entries_per_s",
+        "--rebuild: fresh generation from LEDGER beside the live view",
+        entries,
+        swapped.saturating_sub(reopened),
+        "entries/s",
+    );
+    keep_for_queries(Serving {
+        projector,
+        _nats: loaded.nats,
+        _stores: loaded.stores,
+        entries,
+        years: loaded.years,
+    });
+    Ok(())
+}
+
+pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Result<()> {
     section("(g) query latency under load");
-    anyhow::bail!("not written yet")
+    let serving = match take_kept().await {
+        Some(serving) => serving,
+        None => {
+            // (e) did not run: set the same system up, untimed.
+            let loaded = load_system(context, rebuild_entries(context)).await?;
+            let entries = loaded.entries;
+            let binary = sibling_binary("stockpile-projector")?;
+            let projector = ProjectorProcess::start(&binary, &loaded, &[])?;
+            projector.wait_listening(LISTEN_TIMEOUT).await?;
+            projector
+                .wait_status(CATCH_UP_TIMEOUT, |status| {
+                    status["applied_entries"].as_u64() >= Some(entries)
+                })
+                .await?;
+            Serving {
+                projector,
+                _nats: loaded.nats,
+                _stores: loaded.stores,
+                entries,
+                years: loaded.years,
+            }
+        }
+    };
+    let address = serving.projector.address()?;
+    let duration = if context.quick {
+        LOAD_DURATION_QUICK
+    } else {
+        LOAD_DURATION
+    };
+    report.note(format!(
+        "(g) queries: projector over {} entries; its API limits raised for the bench \
+         (--http-rate-per-second {BENCH_HTTP_RATE_PER_S}, --http-rate-burst \
+         {BENCH_HTTP_RATE_PER_S}, --http-concurrency-max {BENCH_HTTP_CONCURRENCY}; \
+         defaults 200/s, 400, 64); lot lookups open-loop at {LOT_RATE_PER_S}/s for {} s \
+         over {LOT_CONNECTIONS} keep-alive connections, latency from each request's \
+         scheduled time; {ARTICLE7_REQUESTERS} closed-loop Article 7 requesters meanwhile",
+        serving.entries,
+        duration.as_secs()
+    ));
+
+    let mut connection = HttpConnection::open(address).await?;
+    let (status, body) = connection.get("/v1/lots").await?;
+    anyhow::ensure!(status == 200, "/v1/lots answered {status}");
+    let lots: serde_json::Value = serde_json::from_slice(&body).context("/v1/lots")?;
+    let lot_ids: Vec<String> = lots["lot_ids"]
+        .as_array()
+        .context("/v1/lots has no lot_ids")?
+        .iter()
+        .filter_map(|id| id.as_str().map(str::to_string))
+        .collect();
+    anyhow::ensure!(!lot_ids.is_empty(), "the ledger has no lots");
+    // The report of the last whole year recorded (what a State files by 30 April), or
+    // the only year there is.
+    let (first_year, last_year) = serving.years;
+    let year = if last_year > first_year {
+        last_year - 1
+    } else {
+        last_year
+    };
+    let article7_path = format!("/v1/reports/article7/{year}?format=json");
+    let cold = Instant::now();
+    let (status, body) = connection.get(&article7_path).await?;
+    anyhow::ensure!(
+        status == 200,
+        "{article7_path} answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    report.figure(
+        "queries.lots",
+        "lots in the ledger (lookups pick among them at random)",
+        lot_ids.len() as f64,
+        "lots",
+    );
+    report.figure(
+        "queries.article7_cold_ms",
+        &format!("Article 7 {year}, first request (folds through 31 Dec)"),
+        cold.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    drop(connection);
+
+    let outcome = run_load(address, lot_ids, &article7_path, duration).await?;
+    let lookups = &outcome.lookups;
+    report.figure(
+        "queries.lot_rate",
+        &format!("lot lookups answered a second (scheduled {LOT_RATE_PER_S}/s)"),
+        lookups.latencies.len() as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
+        "req/s",
+    );
+    report.figure(
+        "queries.lot_failures",
+        "lot lookups not answered 200 (non-200 + errors)",
+        (lookups.non_200 + lookups.errors) as f64,
+        "requests",
+    );
+    let mut lot_latencies = lookups.latencies.clone();
+    anyhow::ensure!(!lot_latencies.is_empty(), "no lot lookup was answered");
+    let lot = percentiles(&mut lot_latencies);
+    report.figure("queries.lot_p50_us", "lot lookup p50", lot.p50_us, "µs");
+    report.figure("queries.lot_p99_us", "lot lookup p99", lot.p99_us, "µs");
+    report.figure("queries.lot_max_us", "lot lookup max", lot.max_us, "µs");
+    let reports = &outcome.article7;
+    report.figure(
+        "queries.article7_requests",
+        "Article 7 reports answered during the load",
+        reports.latencies.len() as f64,
+        "requests",
+    );
+    report.figure(
+        "queries.article7_failures",
+        "Article 7 requests not answered 200 (non-200 + errors)",
+        (reports.non_200 + reports.errors) as f64,
+        "requests",
+    );
+    if !reports.latencies.is_empty() {
+        let mut samples = reports.latencies.clone();
+        let article7 = percentiles(&mut samples);
+        report.figure(
+            "queries.article7_p50_us",
+            "Article 7 report p50 (under the lookup load)",
+            article7.p50_us,
+            "µs",
+        );
+        report.figure(
+            "queries.article7_p99_us",
+            "Article 7 report p99 (under the lookup load)",
+            article7.p99_us,
+            "µs",
+        );
+    }
+    if lookups.non_200 + lookups.errors > 0 {
+        report.note(format!(
+            "(g) the lot figure is not valid: {} non-200 answers and {} errors (first: {})",
+            lookups.non_200,
+            lookups.errors,
+            lookups.first_problem.as_deref().unwrap_or("-")
+        ));
+    }
+    if reports.non_200 + reports.errors > 0 {
+        report.note(format!(
+            "(g) Article 7: {} non-200 answers and {} errors (first: {})",
+            reports.non_200,
+            reports.errors,
+            reports.first_problem.as_deref().unwrap_or("-")
+        ));
+    }
+    report.target(
+        &format!("lot lookup p99 at {LOT_RATE_PER_S} req/s"),
+        lot.p99_us / 1e3,
+        Compare::Below,
+        LOT_P99_TARGET_US / 1e3,
+        "ms",
+    );
+    drop(serving);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Set-up: the export, the server, the ledger
+
+/// A nats-server with LEDGER and CHECKPOINTS loaded, and what a projector needs.
+struct Loaded {
+    nats: NatsServer,
+    trust: PathBuf,
+    /// Stores and logs of the projectors, removed at the end.
+    stores: tempfile::TempDir,
+    /// Entries in LEDGER.
+    entries: u64,
+    checkpoints: u64,
+    years: (i32, i32),
+}
+
+async fn load_system(context: &BenchContext, entries: u64) -> anyhow::Result<Loaded> {
+    let (export, trust) = ensure_export(&context.work, entries).await?;
+    let nats = NatsServer::start(&context.work, Durability::SyncDefault)?;
+    let client = async_nats::connect(&nats.url)
+        .await
+        .with_context(|| format!("connecting to {}", nats.url))?;
+    let js = jetstream::new(client);
+    ensure_topology(&js, Replicas(1))
+        .await
+        .context("creating the streams")?;
+    let started = Instant::now();
+    let loaded = load_ledger(&js, &export).await?;
+    // `generate --entries N` pads to at least N: the scenario's own entries come on top.
+    anyhow::ensure!(
+        loaded.entries >= entries,
+        "{} holds {} entries, fewer than {entries}",
+        export.display(),
+        loaded.entries
+    );
+    println!(
+        "  (set-up: {} entries and {} checkpoints loaded into LEDGER in {:.1} s)",
+        loaded.entries,
+        loaded.checkpoints,
+        started.elapsed().as_secs_f64()
+    );
+    let stores = tempfile::Builder::new()
+        .prefix("projector-")
+        .tempdir_in(&context.work)
+        .context("creating the projector's directory")?;
+    Ok(Loaded {
+        nats,
+        trust,
+        stores,
+        entries: loaded.entries,
+        checkpoints: loaded.checkpoints,
+        years: loaded.years,
+    })
+}
+
+/// The generated export and trust root of `entries` entries, generated with the real CLI
+/// unless both are there already (the verifier's figure uses the very same files).
+pub async fn ensure_export(work: &Path, entries: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let export = work.join(format!("us-{entries}.export"));
+    let trust = work.join(format!("us-{entries}.trust.json"));
+    if export.is_file() && trust.is_file() {
+        return Ok((export, trust));
+    }
+    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    // Written under names of this process, then renamed: a concurrent generator of the
+    // same files writes the same bytes, and a reader never sees half a file.
+    let partial = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".partial-{}", std::process::id()));
+        PathBuf::from(name)
+    };
+    let (export_partial, trust_partial) = (partial(&export), partial(&trust));
+    let cli = sibling_binary("stockpile")?;
+    println!(
+        "  (set-up: generating {entries} entries with {})",
+        cli.display()
+    );
+    let started = Instant::now();
+    let status = tokio::process::Command::new(&cli)
+        .current_dir(repo_root())
+        .args(["generate", "--dataset", "us", "--seed"])
+        .arg(DATASET_SEED.to_string())
+        .arg("--entries")
+        .arg(entries.to_string())
+        .arg("--out")
+        .arg(&export_partial)
+        .arg("--trust-out")
+        .arg(&trust_partial)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .with_context(|| format!("running {}", cli.display()))?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&export_partial);
+        let _ = std::fs::remove_file(&trust_partial);
+        bail!("stockpile generate failed ({status})");
+    }
+    std::fs::rename(&trust_partial, &trust)
+        .and_then(|()| std::fs::rename(&export_partial, &export))
+        .with_context(|| format!("renaming the generated {}", export.display()))?;
+    println!(
+        "  (set-up: generated in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok((export, trust))
+}
+
+struct LedgerLoaded {
+    entries: u64,
+    checkpoints: u64,
+    years: (i32, i32),
+}
+
+/// Publishes the export's entries to LEDGER and its checkpoints to CHECKPOINTS as the
+/// sequencer and `publish_checkpoint` do, with up to [`PUBLISH_WINDOW`] in flight.
+async fn load_ledger(js: &jetstream::Context, export: &Path) -> anyhow::Result<LedgerLoaded> {
+    let file =
+        std::fs::File::open(export).with_context(|| format!("opening {}", export.display()))?;
+    let (chunks, mut received) = mpsc::channel::<Vec<ExportRecord>>(EXPORT_CHUNKS_BUFFERED);
+    let path = export.to_path_buf();
+    // The export is read on a thread of its own while the records are published.
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut reader = ExportReader::open(file)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+        while let Some(record) = reader
+            .next_record()
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+        {
+            chunk.push(record);
+            if chunk.len() == EXPORT_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
+                if chunks.blocking_send(full).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = chunks.blocking_send(chunk);
+        }
+        Ok(())
+    });
+
+    let mut in_flight: std::collections::VecDeque<(u64, PublishAckFuture)> =
+        std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
+    let (mut entries, mut checkpoints) = (0u64, 0u64);
+    let mut prev_link = None;
+    let (mut first_entry, mut last_entry): (Option<Bytes>, Option<Bytes>) = (None, None);
+    while let Some(chunk) = received.recv().await {
+        for record in chunk {
+            let (subject, message, position) = match record {
+                ExportRecord::Header { .. } => continue,
+                ExportRecord::Entry(bytes) => {
+                    let index = entries;
+                    let link = entry_link_hash(&bytes);
+                    let mut message = PublishMessage::build()
+                        .payload(bytes.clone())
+                        .message_id(link.to_hex())
+                        .expected_last_sequence(index)
+                        // No SUBMISSIONS here: each entry stands for submission index + 1.
+                        .header(SUBMISSION_SEQUENCE_HEADER, (index + 1).to_string().as_str());
+                    if let Some(prev) = prev_link.replace(link) {
+                        message = message.expected_last_message_id(prev.to_hex());
+                    }
+                    if first_entry.is_none() {
+                        first_entry = Some(bytes.clone());
+                    }
+                    last_entry = Some(bytes);
+                    entries += 1;
+                    (LEDGER_SUBJECT, message, index)
+                }
+                ExportRecord::Checkpoint(note) => {
+                    let message = PublishMessage::build()
+                        .payload(note)
+                        .expected_last_sequence(checkpoints);
+                    checkpoints += 1;
+                    (CHECKPOINTS_SUBJECT, message, checkpoints)
+                }
+            };
+            if in_flight.len() == PUBLISH_WINDOW {
+                await_ack(in_flight.pop_front()).await?;
+            }
+            let future = js
+                .send_publish(subject, message)
+                .await
+                .with_context(|| format!("publishing to {subject} at {position}"))?;
+            in_flight.push_back((position, future));
+        }
+    }
+    while let Some(pending) = in_flight.pop_front() {
+        await_ack(Some(pending)).await?;
+    }
+    reader
+        .await
+        .context("the export reader failed")?
+        .context("reading the export")?;
+    let year = |bytes: Option<Bytes>| -> anyhow::Result<i32> {
+        let bytes = bytes.context("the export holds no entries")?;
+        let entry = stockpile_proto::envelope::decode_entry(&bytes)
+            .map_err(|error| anyhow::anyhow!("an exported entry: {error}"))?;
+        Ok(entry.recorded_at.date().year())
+    };
+    Ok(LedgerLoaded {
+        entries,
+        checkpoints,
+        years: (year(first_entry)?, year(last_entry)?),
+    })
+}
+
+async fn await_ack(pending: Option<(u64, PublishAckFuture)>) -> anyhow::Result<()> {
+    if let Some((position, future)) = pending {
+        future
+            .await
+            .map_err(|error| anyhow::anyhow!("publishing at {position}: {error}"))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The projector process
+
+/// A running `stockpile-projector`, killed when dropped.
+struct ProjectorProcess {
+    child: tokio::process::Child,
+    addr_file: PathBuf,
+}
+
+impl ProjectorProcess {
+    fn start(binary: &Path, loaded: &Loaded, extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = loaded.stores.path();
+        let addr_file = dir.join("projector.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("projector.log"))
+            .context("opening projector.log")?;
+        let child = tokio::process::Command::new(binary)
+            .arg("--nats-url")
+            .arg(&loaded.nats.url)
+            .arg("--trust")
+            .arg(&loaded.trust)
+            .arg("--store")
+            .arg(dir.join("store"))
+            .args([
+                "--replica",
+                REPLICA,
+                "--listen",
+                "127.0.0.1:0",
+                "--addr-file",
+            ])
+            .arg(&addr_file)
+            .arg("--http-rate-per-second")
+            .arg(BENCH_HTTP_RATE_PER_S.to_string())
+            .arg("--http-rate-burst")
+            .arg(BENCH_HTTP_RATE_PER_S.to_string())
+            .arg("--http-concurrency-max")
+            .arg(BENCH_HTTP_CONCURRENCY.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(ProjectorProcess { child, addr_file })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    fn address(&self) -> anyhow::Result<SocketAddr> {
+        let text = std::fs::read_to_string(&self.addr_file)
+            .with_context(|| format!("reading {}", self.addr_file.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{} holds no address", self.addr_file.display()))
+    }
+
+    /// Waits for the address file (written once the store is open and the API listens).
+    async fn wait_listening(&self, timeout: Duration) -> anyhow::Result<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(address) = self.address() {
+                return Ok(address);
+            }
+            self.check_alive()?;
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the projector did not listen within {timeout:?}"
+            );
+            tokio::time::sleep(STATUS_POLL).await;
+        }
+    }
+
+    /// Polls `/v1/status` until `done` says so.
+    async fn wait_status(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let mut connection = HttpConnection::open(self.address()?).await?;
+        loop {
+            self.check_alive()?;
+            let (status, body) = connection.get("/v1/status").await?;
+            anyhow::ensure!(status == 200, "/v1/status answered {status}");
+            let value: serde_json::Value =
+                serde_json::from_slice(&body).context("reading /v1/status")?;
+            if done(&value) {
+                return Ok(value);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the projector did not get there within {timeout:?}: {value}"
+            );
+            tokio::time::sleep(STATUS_POLL).await;
+        }
+    }
+
+    fn check_alive(&self) -> anyhow::Result<()> {
+        // `try_wait` needs `&mut`; the pid's /proc entry says as much.
+        let pid = self.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat.get(end + 2..end + 3))
+            .unwrap_or("X");
+        anyhow::ensure!(
+            pid != 0 && state != "Z" && state != "X",
+            "the projector exited; see {}",
+            self.addr_file.with_file_name("projector.log").display()
+        );
+        Ok(())
+    }
+
+    /// SIGTERM (the projector flushes and exits), then SIGKILL after [`STOP_TIMEOUT`].
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.pid();
+        if pid != 0 {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                status.context("waiting for the projector")?;
+            }
+            Err(_) => {
+                self.child.kill().await.context("killing the projector")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A small HTTP/1.1 keep-alive client: GET only, answers with a Content-Length (all of the
+// projector's are).
+
+struct HttpConnection {
+    stream: BufStream<TcpStream>,
+    host: String,
+}
+
+impl HttpConnection {
+    async fn open(address: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(address)
+            .await
+            .with_context(|| format!("connecting to the projector at {address}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        Ok(HttpConnection {
+            stream: BufStream::new(stream),
+            host: address.to_string(),
+        })
+    }
+
+    /// Status and body of `GET path`.
+    async fn get(&mut self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        tokio::time::timeout(HTTP_TIMEOUT, self.get_inner(path))
+            .await
+            .with_context(|| format!("GET {path}: no answer within {HTTP_TIMEOUT:?}"))?
+    }
+
+    async fn get_inner(&mut self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.stream.write_all(request.as_bytes()).await?;
+        self.stream.flush().await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("GET {path}: not an HTTP status line: {line:?}"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            anyhow::ensure!(
+                self.stream.read_line(&mut line).await? > 0,
+                "GET {path}: the connection closed in the headers"
+            );
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.with_context(|| format!("GET {path}: no Content-Length"))?;
+        anyhow::ensure!(
+            length <= HTTP_BODY_MAX,
+            "GET {path}: a body of {length} bytes"
+        );
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The load
+
+#[derive(Debug, Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    non_200: u64,
+    errors: u64,
+    first_problem: Option<String>,
+}
+
+impl Samples {
+    fn merge(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.non_200 += other.non_200;
+        self.errors += other.errors;
+        if self.first_problem.is_none() {
+            self.first_problem = other.first_problem;
+        }
+    }
+
+    fn problem(&mut self, problem: String) {
+        self.first_problem.get_or_insert(problem);
+    }
+}
+
+struct LoadOutcome {
+    lookups: Samples,
+    article7: Samples,
+    /// From the first scheduled lookup to the last answer.
+    elapsed: Duration,
+}
+
+/// One lookup to make: when it was due, and which lot.
+struct Due {
+    at: Instant,
+    lot: usize,
+}
+
+async fn run_load(
+    address: SocketAddr,
+    lot_ids: Vec<String>,
+    article7_path: &str,
+    duration: Duration,
+) -> anyhow::Result<LoadOutcome> {
+    let total = (u128::from(LOT_RATE_PER_S) * duration.as_millis() / 1_000) as u64;
+    let interval = Duration::from_secs(1) / LOT_RATE_PER_S;
+    let lot_ids = Arc::new(lot_ids);
+    let mut connections = Vec::with_capacity(LOT_CONNECTIONS);
+    for _ in 0..LOT_CONNECTIONS {
+        connections.push(HttpConnection::open(address).await?);
+    }
+    let (due_tx, due_rx) = mpsc::unbounded_channel::<Due>();
+    let due_rx = Arc::new(tokio::sync::Mutex::new(due_rx));
+    let start = Instant::now();
+    // The schedule runs on a thread of its own: a thread's sleep is precise to tens of
+    // microseconds, where the runtime's timer wheel rounds to milliseconds.
+    let lots = lot_ids.len();
+    let scheduler = std::thread::spawn(move || {
+        let mut rng = rand::thread_rng();
+        for i in 0..total {
+            let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let lot = rng.gen_range(0..lots);
+            if due_tx.send(Due { at, lot }).is_err() {
+                return;
+            }
+        }
+    });
+    let mut workers = Vec::with_capacity(LOT_CONNECTIONS);
+    for mut connection in connections {
+        let (due_rx, lot_ids) = (due_rx.clone(), lot_ids.clone());
+        workers.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            loop {
+                let next = due_rx.lock().await.recv().await;
+                let Some(due) = next else { break };
+                let path = format!("/v1/lots/{}", lot_ids[due.lot]);
+                match connection.get(&path).await {
+                    Ok((200, _)) => samples.latencies.push(due.at.elapsed()),
+                    Ok((status, body)) => {
+                        samples.non_200 += 1;
+                        samples.problem(format!(
+                            "{path}: {status} {}",
+                            String::from_utf8_lossy(&body)
+                        ));
+                    }
+                    Err(error) => {
+                        samples.errors += 1;
+                        samples.problem(format!("{error:#}"));
+                        // The connection is in an unknown state: open another.
+                        match HttpConnection::open(address).await {
+                            Ok(fresh) => connection = fresh,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            samples
+        }));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut reporters = Vec::with_capacity(ARTICLE7_REQUESTERS);
+    for _ in 0..ARTICLE7_REQUESTERS {
+        let (stop, path) = (stop.clone(), article7_path.to_string());
+        let mut connection = HttpConnection::open(address).await?;
+        reporters.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
+                match connection.get(&path).await {
+                    Ok((200, _)) => samples.latencies.push(sent.elapsed()),
+                    Ok((status, body)) => {
+                        samples.non_200 += 1;
+                        samples.problem(format!(
+                            "{status} {}",
+                            String::from_utf8_lossy(&body[..body.len().min(200)])
+                        ));
+                    }
+                    Err(error) => {
+                        samples.errors += 1;
+                        samples.problem(format!("{error:#}"));
+                        match HttpConnection::open(address).await {
+                            Ok(fresh) => connection = fresh,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            samples
+        }));
+    }
+    let mut lookups = Samples::default();
+    for worker in workers {
+        lookups.merge(worker.await.context("a lookup worker failed")?);
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut article7 = Samples::default();
+    for reporter in reporters {
+        article7.merge(reporter.await.context("an Article 7 requester failed")?);
+    }
+    scheduler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    Ok(LoadOutcome {
+        lookups,
+        article7,
+        elapsed,
+    })
 }
