@@ -44,18 +44,23 @@
 //! admission code refuses is folded as the verifier folds it (books unchanged) and
 //! reported as [`Outcome::Inconsistent`].
 
+use ed25519_dalek::{Signature, VerifyingKey};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use stockpile_core::events::{
     DestructionBasis, DestructionMethod, Event, EventBody, EventKind, InventoryScope, LotBasis,
     Purpose, Regime,
 };
-use stockpile_core::hash::{Hash32, entry_link_hash};
+use stockpile_core::hash::{Hash32, entry_link_hash, event_signature_message};
+use stockpile_core::keys;
 use stockpile_core::ledger::{Admission, AuthorityKey, LedgerState, SignatureCheck};
 use stockpile_core::state::{Bucket, ComplianceState, Fingerprint, Flag};
 use stockpile_core::time::{Date, TimestampMs};
-use stockpile_proto::envelope::{EntryVerdict, decode_entry, decode_submission};
+use stockpile_proto::envelope::{
+    DecodedEntry, DecodedSubmission, EntryVerdict, SubmissionError, decode_entry, decode_submission,
+};
 
 /// Why an entry could not be folded. The fold is unchanged: the entry was not taken.
 /// Every variant names the index the fold expected next.
@@ -484,6 +489,59 @@ pub struct ViewFold {
     pub(crate) log: ViewLog,
 }
 
+/// An entry decoded and hashed ahead of its turn, its signature checked when its key was
+/// known (all pure, so a batch is prepared on all cores; see [`ViewFold::apply_batch`]).
+struct Prepared {
+    link: Hash32,
+    entry: Result<DecodedEntry, String>,
+    /// `None` when the entry did not decode.
+    submission: Option<Result<DecodedSubmission, SubmissionError>>,
+    signature_check: SignatureCheck,
+}
+
+impl Prepared {
+    fn decode(entry_bytes: &[u8]) -> Prepared {
+        let entry = decode_entry(entry_bytes).map_err(|error| error.to_string());
+        let submission = entry
+            .as_ref()
+            .ok()
+            .map(|entry| decode_submission(&entry.submission));
+        Prepared {
+            link: entry_link_hash(entry_bytes),
+            entry,
+            submission,
+            signature_check: SignatureCheck::NotChecked,
+        }
+    }
+
+    /// Checks the signature with the strict rule admission uses
+    /// ([`keys::verify_strict`]: the key was checked as it does, then dalek's
+    /// `verify_strict`), if the key is known. Only the verdict is computed early:
+    /// admission still checks the key's validity, revocation, origin and the rest, and
+    /// compares the key checked against with the key it knows when the entry's turn
+    /// comes.
+    fn check_signature(&mut self, keys: &HashMap<String, PreparedKey>) {
+        let Some(Ok(submission)) = &self.submission else {
+            return;
+        };
+        let Some((public_key, verifying)) = keys.get(submission.key_id.as_str()) else {
+            return;
+        };
+        let Ok(signature) = <[u8; 64]>::try_from(submission.signature.as_ref()) else {
+            return;
+        };
+        let message = event_signature_message(&submission.event_bytes);
+        self.signature_check =
+            match verifying.verify_strict(&message, &Signature::from_bytes(&signature)) {
+                Ok(()) => SignatureCheck::Valid(*public_key),
+                Err(_) => SignatureCheck::Invalid(*public_key),
+            };
+    }
+}
+
+/// A known public key, checked as [`keys::verify_strict`] checks it, and decoded.
+type PreparedKey = ([u8; 32], VerifyingKey);
+
 /// The `recorded_at` of an entry, without folding it: lets a caller stop before the first
 /// entry past a date (the Article 7 position of 31 December).
 pub fn entry_recorded_at(entry_bytes: &[u8], index: u64) -> Result<TimestampMs, FoldError> {
@@ -510,11 +568,58 @@ impl ViewFold {
 
     /// Folds the next entry. On `Err` nothing changed.
     pub fn apply(&mut self, entry_bytes: &[u8]) -> Result<Applied, FoldError> {
+        self.apply_prepared(entry_bytes, Prepared::decode(entry_bytes))
+    }
+
+    /// Folds consecutive entries, as [`ViewFold::apply`] one after the other would, but
+    /// decodes them and checks their signatures on all cores first (with the same strict
+    /// rule admission uses: the verdicts are the same, only computed ahead). A signature
+    /// whose key is not known before the batch (a key the batch itself adds) is checked
+    /// during admission as usual. On `Err` the entries before the failing one are folded
+    /// and the failing one is not (the error names its index).
+    pub fn apply_batch<B: AsRef<[u8]> + Sync>(&mut self, entries: &[B]) -> Result<(), FoldError> {
+        let mut prepared: Vec<Prepared> = entries
+            .par_iter()
+            .map(|bytes| Prepared::decode(bytes.as_ref()))
+            .collect();
+        // Each key the batch names is decoded once (a tenth of a strict check) and only
+        // if it is a usable key: an unusable one is left to admission, which refuses it.
+        let mut keys: HashMap<String, PreparedKey> = HashMap::new();
+        for item in &prepared {
+            let Some(Ok(submission)) = &item.submission else {
+                continue;
+            };
+            if keys.contains_key(&submission.key_id) {
+                continue;
+            }
+            let Some(public_key) = self.ledger.public_key(&submission.key_id) else {
+                continue;
+            };
+            if keys::check_public_key(&public_key).is_err() {
+                continue;
+            }
+            if let Ok(verifying) = VerifyingKey::from_bytes(&public_key) {
+                keys.insert(submission.key_id.clone(), (public_key, verifying));
+            }
+        }
+        prepared
+            .par_iter_mut()
+            .for_each(|item| item.check_signature(&keys));
+        for (bytes, prepared) in entries.iter().zip(prepared) {
+            self.apply_prepared(bytes.as_ref(), prepared)?;
+        }
+        Ok(())
+    }
+
+    fn apply_prepared(
+        &mut self,
+        entry_bytes: &[u8],
+        prepared: Prepared,
+    ) -> Result<Applied, FoldError> {
         let index = self.entries;
-        let entry = decode_entry(entry_bytes).map_err(|error| FoldError::Malformed {
-            index,
-            detail: error.to_string(),
-        })?;
+        let entry = prepared
+            .entry
+            .map_err(|detail| FoldError::Malformed { index, detail })?;
         if entry.index != index {
             return Err(FoldError::IndexMismatch {
                 index,
@@ -537,14 +642,18 @@ impl ViewFold {
         }
         // The entry has its place in the chain: from here on it is folded, whatever it
         // holds, exactly as the verifier folds it.
-        let link = entry_link_hash(entry_bytes);
+        debug_assert_eq!(prepared.link, entry_link_hash(entry_bytes));
+        let link = prepared.link;
+        let signature_check = prepared.signature_check;
         let recorded_at = entry.recorded_at;
         self.entries += 1;
         self.prev_link = link;
         self.last_recorded_at = Some(recorded_at);
         let mut flags = self.ledger.advance_to(index, recorded_at);
 
-        let submission = decode_submission(&entry.submission);
+        let submission = prepared
+            .submission
+            .unwrap_or_else(|| decode_submission(&entry.submission));
         let (event_id, kind) = match &submission {
             Ok(decoded) => (
                 Some(decoded.event.event_id.clone()),
@@ -573,7 +682,7 @@ impl ViewFold {
                     .iter()
                     .map(|lot_id| (lot_id.clone(), self.balances(lot_id)))
                     .collect();
-                let candidate = decoded.candidate(SignatureCheck::NotChecked);
+                let candidate = decoded.candidate(signature_check);
                 match self.ledger.admit(index, recorded_at, candidate) {
                     Admission::Accepted { flags: raised } => {
                         flags.extend(raised);
@@ -608,7 +717,7 @@ impl ViewFold {
                 let event = submission.as_ref().ok().map(|decoded| &decoded.event);
                 if let Ok(decoded) = &submission {
                     self.ledger
-                        .note_rejected(decoded.candidate(SignatureCheck::NotChecked));
+                        .note_rejected(decoded.candidate(signature_check));
                 }
                 self.log
                     .record_rejected(index, recorded_at, event, &code, &reason);

@@ -93,3 +93,46 @@ fn canonical_keys_are_sorted_not_in_declaration_order() {
     let plain = serde_json::to_string(&view_set(&fold)).unwrap();
     assert!(plain.contains("\"recorded_at\":") && !plain.starts_with(&as_of));
 }
+
+#[test]
+fn a_batch_folds_as_entries_one_by_one_do() {
+    // Signatures checked ahead on all cores must give the same state, entry for entry,
+    // whatever the batch size (keys added inside a batch are checked at admission).
+    for dataset in Dataset::ALL {
+        let ledger = ledger(&config(dataset, 0));
+        let one_by_one = ledger.fold_all();
+        for chunk in [1, 7, 1_000] {
+            let mut batched = ledger.empty_fold();
+            for entries in ledger.entries.chunks(chunk) {
+                batched.apply_batch(entries).unwrap();
+            }
+            assert_eq!(
+                views_digest(&batched),
+                views_digest(&one_by_one),
+                "{dataset}: batches of {chunk}"
+            );
+            assert_eq!(
+                batched.compliance().digest(),
+                one_by_one.compliance().digest(),
+                "{dataset}: batches of {chunk}"
+            );
+            assert_eq!(batched.inconsistencies(), one_by_one.inconsistencies());
+        }
+        // A batch stops at an entry that is not the next one, the ones before it folded.
+        let middle = ledger.entries.len() / 2;
+        let mut entries: Vec<Vec<u8>> = ledger.entries[..=middle]
+            .iter()
+            .map(|entry| entry.to_vec())
+            .collect();
+        entries[middle] = b"not an entry".to_vec();
+        let mut batched = ledger.empty_fold();
+        let error = batched.apply_batch(&entries).unwrap_err();
+        assert_eq!(error.index(), middle as u64, "{dataset}");
+        assert_eq!(batched.entries(), middle as u64, "{dataset}");
+        assert_eq!(
+            views_digest(&batched),
+            views_digest(&ledger.fold_first(middle)),
+            "{dataset}"
+        );
+    }
+}
