@@ -21,10 +21,10 @@ use crate::trust::TrustRoot;
 use bytes::Bytes;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use stockpile_core::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
-use stockpile_core::hash::{Hash32, entry_link_hash, event_signature_message};
+use stockpile_core::hash::{EVENT_SIGNATURE_TAG, Hash32, entry_link_hash};
 use stockpile_core::keys;
 use stockpile_core::ledger::{Admission, LedgerState, SignatureCheck};
 use stockpile_core::limits::FINDINGS_KEPT_MAX;
@@ -189,11 +189,23 @@ struct KeySnapshot {
 /// sequence) are checked strictly during admission, exactly as the sequencer did.
 fn prepare_batch(batch: Vec<Bytes>, keys: &KeySnapshot, strict: bool) -> Vec<Prepared> {
     let mut prepared: Vec<Prepared> = batch.into_par_iter().map(prepare).collect();
+    check_signatures(&mut prepared, keys, strict);
+    prepared
+}
+
+/// Checks, on all cores, the signatures of the accepted entries not checked yet whose keys
+/// `keys` knows, one Ed25519 batch of [`SIGNATURE_BATCH`] per worker.
+fn check_signatures(prepared: &mut [Prepared], keys: &KeySnapshot, strict: bool) {
     prepared.par_chunks_mut(SIGNATURE_BATCH).for_each(|chunk| {
         let mut slots = Vec::with_capacity(chunk.len());
-        let mut messages = Vec::with_capacity(chunk.len());
         let mut items = Vec::with_capacity(chunk.len());
+        // The chunk's signed messages (`event_signature_message`: the tag, then the event
+        // bytes as stored) in one buffer instead of one allocation each.
+        let mut buffer = Vec::new();
         for (slot, item) in chunk.iter().enumerate() {
+            if !matches!(item.signature_check, SignatureCheck::NotChecked) {
+                continue;
+            }
             if !matches!(&item.entry, Ok(entry) if entry.verdict == EntryVerdict::Accepted) {
                 continue;
             }
@@ -206,23 +218,26 @@ fn prepare_batch(batch: Vec<Bytes>, keys: &KeySnapshot, strict: bool) -> Vec<Pre
             let Ok(signature) = <[u8; 64]>::try_from(submission.signature.as_ref()) else {
                 continue;
             };
+            let start = buffer.len();
+            buffer.extend_from_slice(EVENT_SIGNATURE_TAG);
+            buffer.extend_from_slice(&submission.event_bytes);
             slots.push((slot, *public_key));
-            messages.push(event_signature_message(&submission.event_bytes));
-            items.push((signature, *public_key));
+            items.push((start..buffer.len(), signature, *public_key));
+        }
+        if slots.is_empty() {
+            return;
         }
         let verdicts: Vec<bool> = if strict {
-            messages
+            items
                 .iter()
-                .zip(&items)
-                .map(|(message, (signature, key))| {
-                    keys::verify_strict(key, message, signature).is_ok()
+                .map(|(range, signature, key)| {
+                    keys::verify_strict(key, &buffer[range.clone()], signature).is_ok()
                 })
                 .collect()
         } else {
-            let batch: Vec<keys::BatchItem<'_>> = messages
+            let batch: Vec<keys::BatchItem<'_>> = items
                 .iter()
-                .zip(&items)
-                .map(|(message, (signature, key))| (message.as_slice(), *signature, *key))
+                .map(|(range, signature, key)| (&buffer[range.clone()], *signature, *key))
                 .collect();
             keys.batch_keys.verify_batch(&batch)
         };
@@ -234,7 +249,6 @@ fn prepare_batch(batch: Vec<Bytes>, keys: &KeySnapshot, strict: bool) -> Vec<Pre
             };
         }
     });
-    prepared
 }
 
 struct PendingCheckpoint {
@@ -267,8 +281,9 @@ pub struct Verifier {
     strict_signatures: bool,
     /// Public keys screened for batch verification, once each.
     batch_keys: keys::BatchKeys,
-    /// The last batch pushed: decoded and signature-checked, not yet judged.
-    in_flight: Option<Vec<Prepared>>,
+    /// The last batch pushed: decoded and signature-checked, not yet judged, with the
+    /// keys its signatures were checked with.
+    in_flight: Option<(Vec<Prepared>, KeySnapshot)>,
 }
 
 impl Verifier {
@@ -351,25 +366,57 @@ impl Verifier {
         let (prepared, ()) = rayon::join(
             || prepare_batch(batch, &keys, strict),
             || {
-                if let Some(previous) = in_flight {
-                    self.process_all(previous);
+                if let Some((previous, checked_with)) = in_flight {
+                    self.process_all(previous, checked_with);
                 }
             },
         );
-        self.in_flight = Some(prepared);
+        self.in_flight = Some((prepared, keys));
     }
 
     /// Judges every entry still in flight.
     pub fn flush(&mut self) {
-        if let Some(previous) = self.in_flight.take() {
-            self.process_all(previous);
+        if let Some((previous, checked_with)) = self.in_flight.take() {
+            self.process_all(previous, checked_with);
         }
     }
 
-    fn process_all(&mut self, prepared: Vec<Prepared>) {
-        for item in prepared {
-            self.process(item);
+    /// Judges a prepared batch in order. An accepted entry whose key was authorised after
+    /// the batch was prepared (by an entry judged since: the first batches of a ledger, a
+    /// key rotation) would be checked strictly, alone, in the sequential admission; as
+    /// soon as such a key is known, the signatures of the rest of the batch are checked
+    /// again in batches on all cores. Each new key triggers this once, since the fresh
+    /// snapshot holds it.
+    fn process_all(&mut self, prepared: Vec<Prepared>, mut checked_with: KeySnapshot) {
+        let mut queue = VecDeque::from(prepared);
+        while let Some(next) = queue.front() {
+            if self.key_known_since(next, &checked_with) {
+                checked_with = self.key_snapshot();
+                check_signatures(
+                    queue.make_contiguous(),
+                    &checked_with,
+                    self.strict_signatures,
+                );
+            }
+            if let Some(item) = queue.pop_front() {
+                self.process(item);
+            }
         }
+    }
+
+    /// True for an accepted entry whose signature is unchecked because its key was not in
+    /// `checked_with`, and whose key is known now.
+    fn key_known_since(&self, item: &Prepared, checked_with: &KeySnapshot) -> bool {
+        if !matches!(item.signature_check, SignatureCheck::NotChecked)
+            || !matches!(&item.entry, Ok(entry) if entry.verdict == EntryVerdict::Accepted)
+        {
+            return false;
+        }
+        let Some(Ok(submission)) = &item.submission else {
+            return false;
+        };
+        !checked_with.public_keys.contains_key(&submission.key_id)
+            && self.state.key(&submission.key_id).is_some()
     }
 
     /// The public keys known now, screened for batches. Keys authorised by entries not
