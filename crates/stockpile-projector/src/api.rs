@@ -18,7 +18,7 @@
 //! bursts of [`HTTP_RATE_BURST`] (429 with `Retry-After`; `/health` and `/ready` are
 //! exempt), bodies of at most [`HTTP_BODY_BYTES_MAX`] (413).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,8 +29,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use stockpile_core::hash::Hash32;
 use stockpile_http::{Guard, GuardConfig, HttpLimits};
 use stockpile_ledger::prove::ProveError;
 use stockpile_views::article7::{Article7Config, article7_report, year_end};
@@ -44,6 +46,9 @@ use crate::dashboard::{self, LedgerStatus, Verification};
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 /// Folds of earlier positions kept for reuse (each costs a fold from entry 0).
 pub const AS_OF_CACHE_FOLDS: usize = 4;
+/// Bytes of latest-position answers kept for reuse ([`AnswerCache`]); past it the cache
+/// starts over.
+pub const ANSWER_CACHE_BYTES_MAX: usize = 256 << 20;
 /// Folds of earlier positions computed at once; further requests wait their turn.
 pub const AS_OF_FOLDS_CONCURRENT: usize = 2;
 /// Requests handled at once (`--http-concurrency-max`); one more is shed with 503. A
@@ -83,6 +88,8 @@ struct App {
     /// Recently computed folds of earlier positions, newest last.
     folds: Arc<Mutex<VecDeque<Arc<ViewFold>>>>,
     folding: Arc<tokio::sync::Semaphore>,
+    /// Answers at the latest position, serialized.
+    answers: Arc<Mutex<AnswerCache>>,
     /// The `stockpile verify --json` report the dashboard shows, read at each request
     /// (a verifier rewrites it whenever it runs).
     verification_report: Option<Arc<PathBuf>>,
@@ -140,6 +147,7 @@ pub fn router(
         article7: Arc::new(article7),
         folds: Arc::new(Mutex::new(VecDeque::new())),
         folding: Arc::new(tokio::sync::Semaphore::new(AS_OF_FOLDS_CONCURRENT)),
+        answers: Arc::new(Mutex::new(AnswerCache::default())),
         verification_report: verification_report.map(Arc::new),
     };
     let routes = routes()
@@ -535,12 +543,93 @@ async fn lot(
     }
 }
 
+/// Serialized answers at the latest position, for the view routes without parameters.
+/// A lot's answer carries its whole history, so building and serializing it took
+/// milliseconds a request on a large ledger; between batches the answer cannot change.
+/// Keyed by the position (entries and head link): a new batch or a swapped-in rebuild
+/// at another position empties it.
+#[derive(Default)]
+struct AnswerCache {
+    position: Option<(u64, Hash32)>,
+    answers: HashMap<(&'static str, Option<String>), Bytes>,
+    bytes: usize,
+}
+
+impl AnswerCache {
+    fn get(&self, position: (u64, Hash32), key: &(&'static str, Option<String>)) -> Option<Bytes> {
+        (self.position == Some(position))
+            .then(|| self.answers.get(key).cloned())
+            .flatten()
+    }
+
+    fn put(&mut self, position: (u64, Hash32), key: (&'static str, Option<String>), answer: Bytes) {
+        if self.position != Some(position) || self.bytes + answer.len() > ANSWER_CACHE_BYTES_MAX {
+            self.answers.clear();
+            self.bytes = 0;
+            self.position = Some(position);
+        }
+        self.bytes += answer.len();
+        self.answers.insert(key, answer);
+    }
+}
+
+/// The answer at the latest position, from the cache or computed under the read lock
+/// (and then cached).
+fn latest_answer(
+    app: &App,
+    name: &'static str,
+    lot_id: Option<&str>,
+) -> Result<Response, ApiError> {
+    let query =
+        ViewQuery::parse(name, lot_id, None).map_err(|problem| bad_request(problem.to_string()))?;
+    let key = (name, lot_id.map(str::to_string));
+    let projector = app.shared.read().map_err(internal)?;
+    let position = (projector.fold().entries(), projector.fold().head_link());
+    let cached = app
+        .answers
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(position, &key));
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let value = answer(projector.fold(), &query).map_err(query_error)?;
+            drop(projector);
+            let body =
+                Bytes::from(serde_json::to_vec(&value).map_err(|problem| {
+                    internal(anyhow::anyhow!("serializing {name}: {problem}"))
+                })?);
+            if let Ok(mut cache) = app.answers.lock() {
+                cache.put(position, key, body.clone());
+            }
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn query_error(problem: QueryError) -> ApiError {
+    match problem {
+        QueryError::UnknownLot(_) => error(StatusCode::NOT_FOUND, problem.to_string()),
+        _ => bad_request(problem.to_string()),
+    }
+}
+
 async fn view(
     app: App,
-    name: &str,
+    name: &'static str,
     lot_id: Option<String>,
     query: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if let Ok(Query(ViewParams {
+        as_of_index: None,
+        as_of_checkpoint: None,
+        year: None,
+    })) = &query
+    {
+        return latest_answer(&app, name, lot_id.as_deref())
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     match answer_view(&app, name, lot_id.as_deref(), query).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(problem) => problem.into_response(),
@@ -581,10 +670,7 @@ async fn answer_view(
         (None, Position::Index(index)) => answer(&*fold_at(app, index).await?, &query),
         (None, Position::Latest) => unreachable!("the latest position is answered live"),
     };
-    answered.map_err(|problem| match problem {
-        QueryError::UnknownLot(_) => error(StatusCode::NOT_FOUND, problem.to_string()),
-        _ => bad_request(problem.to_string()),
-    })
+    answered.map_err(query_error)
 }
 
 // ---------------------------------------------------------------------------------------
