@@ -21,6 +21,7 @@ pub mod projection;
 pub mod publish;
 pub mod report;
 pub mod server;
+pub mod workload;
 
 use std::path::PathBuf;
 

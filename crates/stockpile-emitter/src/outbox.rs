@@ -130,6 +130,13 @@ pub struct Outbox {
     /// append and receipt transactions: sled's `len` walks the whole tree.
     pending_entries: AtomicU64,
     pending_bytes: AtomicU64,
+    /// Group commit (see [`Outbox::flush`]): flush calls started so far, and how many of
+    /// them the last completed flush covered.
+    flush_calls: AtomicU64,
+    flushed_calls: AtomicU64,
+    /// Held by the one caller whose flush is running; the others queue on it and find
+    /// their writes already flushed.
+    flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -175,6 +182,9 @@ impl Outbox {
             append_lock: Mutex::new(()),
             pending_entries: AtomicU64::new(0),
             pending_bytes: AtomicU64::new(0),
+            flush_calls: AtomicU64::new(0),
+            flushed_calls: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
         };
         let (mut entries, mut bytes) = (0u64, 0u64);
         for item in outbox.entries.iter() {
@@ -256,8 +266,29 @@ impl Outbox {
     }
 
     /// Makes every earlier write durable (sled flushes its whole log, all trees).
+    ///
+    /// Group commit: one flush runs at a time, off the async threads, and covers every
+    /// caller that arrived before it began, so concurrent emits share fsyncs instead of
+    /// queueing one each. Not `sled::Tree::flush_async`: concurrent calls of it deadlock in
+    /// sled 0.34 (spacejam/sled#1308, #1241; seen here as a hung emitter under load).
     pub async fn flush(&self) -> Result<(), OutboxError> {
-        self.db.flush_async().await?;
+        // This caller's writes happened before its ticket was taken.
+        let ticket = self.flush_calls.fetch_add(1, Ordering::SeqCst);
+        let _turn = self.flush_lock.lock().await;
+        if self.flushed_calls.load(Ordering::SeqCst) > ticket {
+            return Ok(());
+        }
+        // Every ticket below `covered` was taken after its writes, hence before this flush.
+        let covered = self.flush_calls.load(Ordering::SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|error| {
+                OutboxError::Storage(sled::Error::Io(std::io::Error::other(format!(
+                    "the flush task failed: {error}"
+                ))))
+            })??;
+        self.flushed_calls.store(covered, Ordering::SeqCst);
         Ok(())
     }
 
