@@ -186,11 +186,14 @@ impl ProofSource {
         self.wanted_entry.as_ref()
     }
 
-    /// The verified checkpoint of `size`.
+    /// The verified checkpoint of `size`. Checkpoints are kept sorted by size, and a
+    /// projector holds one every few hundred entries (10,000 at 10 million entries): a
+    /// binary search, not a scan, keeps a proof at a few microseconds.
     pub fn checkpoint_of_size(&self, size: u64) -> Result<&VerifiedCheckpoint, ProveError> {
         self.checkpoints
-            .iter()
-            .find(|c| c.checkpoint.size == size)
+            .binary_search_by_key(&size, |c| c.checkpoint.size)
+            .ok()
+            .map(|position| &self.checkpoints[position])
             .ok_or_else(|| ProveError::NoCheckpointOfSize {
                 size,
                 available: self.checkpoints.iter().map(|c| c.checkpoint.size).collect(),
@@ -208,11 +211,11 @@ impl ProofSource {
         }
         let checkpoint = match size {
             Some(size) => self.checkpoint_of_size(size)?,
+            // The largest checkpoint covers the entry if any does (sorted by size).
             None => self
                 .checkpoints
-                .iter()
+                .last()
                 .filter(|c| c.checkpoint.size > index)
-                .max_by_key(|c| c.checkpoint.size)
                 .ok_or(ProveError::NoCheckpointCovers { index })?,
         };
         if checkpoint.checkpoint.size <= index {
