@@ -43,9 +43,13 @@ const SIGNATURE_BATCH: usize = 256;
 /// core busy, few enough to sign in a moment.
 const SIGNATURE_SAMPLE: usize = 8192;
 
-/// How long (c) verifies signatures, per figure.
-const SIGNATURE_SECONDS: Duration = Duration::from_secs(6);
-const SIGNATURE_SECONDS_QUICK: Duration = Duration::from_secs(2);
+/// How long (c) verifies signatures in one round, per figure.
+const SIGNATURE_ROUND: Duration = Duration::from_secs(3);
+const SIGNATURE_ROUND_QUICK: Duration = Duration::from_secs(1);
+
+/// Rounds of (c), all cores and one core taking turns; the best round of each counts.
+/// The machine may be shared: the best round is the closest to what it can do.
+const SIGNATURE_ROUNDS: usize = 3;
 
 /// Entries of the export verified for (d), and of the larger one for the memory ratio.
 const VERIFY_ENTRIES: u64 = 1_000_000;
@@ -103,32 +107,71 @@ pub fn signatures(report: &mut Report, context: &BenchContext) -> anyhow::Result
         keys.len(),
         rayon::current_num_threads()
     ));
-    let seconds = if context.quick {
-        SIGNATURE_SECONDS_QUICK
+    let round = if context.quick {
+        SIGNATURE_ROUND_QUICK
     } else {
-        SIGNATURE_SECONDS
+        SIGNATURE_ROUND
     };
-    let (count, elapsed) = verify_for(&sample, seconds)?;
-    report.rate(
-        "signatures.per_s",
-        "Ed25519 verify_batch, all cores",
-        count,
-        elapsed,
-        "signatures/s",
-    );
     let one_core = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .context("a one-thread pool")?;
-    let (count, elapsed) = one_core.install(|| verify_for(&sample, seconds))?;
+    let mut all = Vec::new();
+    let mut one = Vec::new();
+    for _ in 0..SIGNATURE_ROUNDS {
+        all.push(verify_for(&sample, round)?);
+        one.push(one_core.install(|| verify_for(&sample, round))?);
+    }
+    let best = |rounds: &[Rate]| {
+        rounds
+            .iter()
+            .copied()
+            .max_by(|a, b| a.per_s().total_cmp(&b.per_s()))
+    };
+    let (Some(all), Some(one)) = (best(&all), best(&one)) else {
+        bail!("no round of signature verification ran");
+    };
+    report.rate(
+        "signatures.per_s",
+        "Ed25519 verify_batch, all cores",
+        all.count,
+        all.elapsed,
+        "signatures/s",
+    );
     report.rate(
         "signatures.per_s_one_core",
         "Ed25519 verify_batch, one core",
-        count,
-        elapsed,
+        one.count,
+        one.elapsed,
         "signatures/s",
     );
+    if let Some(cpu) = all.cpu_seconds {
+        report.figure(
+            "signatures.cpu_us_per_signature",
+            "  CPU time per signature (all cores)",
+            cpu * 1e6 / all.count as f64,
+            "µs",
+        );
+    }
+    report.note(format!(
+        "(c) best of {SIGNATURE_ROUNDS} rounds of {} s each, all cores and one core taking turns",
+        round.as_secs()
+    ));
     Ok(())
+}
+
+/// Signatures verified in one round, and the CPU this process used meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    count: u64,
+    elapsed: Duration,
+    cpu_seconds: Option<f64>,
+}
+
+impl Rate {
+    fn per_s(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 /// The first `count` authorised submissions of a padded scenario, as the verifier checks
@@ -161,8 +204,10 @@ fn signature_sample(count: usize) -> anyhow::Result<Vec<SignedMessage>> {
 }
 
 /// Verifies the sample in batches on the current rayon pool, pass after pass, for at
-/// least `duration`; returns signatures verified and the time taken.
-fn verify_for(sample: &[SignedMessage], duration: Duration) -> anyhow::Result<(u64, Duration)> {
+/// least `duration`.
+fn verify_for(sample: &[SignedMessage], duration: Duration) -> anyhow::Result<Rate> {
+    let pid = std::process::id();
+    let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let mut count = 0u64;
     while started.elapsed() < duration {
@@ -175,7 +220,15 @@ fn verify_for(sample: &[SignedMessage], duration: Duration) -> anyhow::Result<(u
         ensure!(all_valid, "a batch of genuine signatures failed to verify");
         count += sample.len() as u64;
     }
-    Ok((count, started.elapsed()))
+    let elapsed = started.elapsed();
+    let cpu_seconds = cpu_before
+        .zip(cpu_seconds(pid))
+        .map(|(before, after)| after - before);
+    Ok(Rate {
+        count,
+        elapsed,
+        cpu_seconds,
+    })
 }
 
 pub fn verify(report: &mut Report, context: &BenchContext) -> anyhow::Result<()> {
@@ -209,12 +262,22 @@ pub fn verify(report: &mut Report, context: &BenchContext) -> anyhow::Result<()>
             cpu,
             "s",
         );
-        report.figure(
+        let per_entry = report.figure(
             "verify.cpu_us_per_entry",
             "  CPU time per entry",
             cpu * 1e6 / run.entries as f64,
             "µs",
         );
+        // The same comparison in CPU time, which other load on the machine disturbs far
+        // less than wall time.
+        if let Some(per_signature) = report.value("signatures.cpu_us_per_signature") {
+            report.figure(
+                "verify.cpu_ratio",
+                "  CPU per signature (c) / CPU per verified entry",
+                per_signature / per_entry,
+                "×",
+            );
+        }
     }
     match report.value("signatures.per_s") {
         Some(limit) => report.target(
