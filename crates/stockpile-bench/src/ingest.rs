@@ -16,22 +16,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream;
+use bytes::Bytes;
 use futures::StreamExt as _;
+use stockpile_core::events::Event;
 use stockpile_core::events::Role;
+use stockpile_core::time::TimestampMs;
 use stockpile_emitter::{Emitter, EmitterConfig, EventDraft, RoleKey};
 use stockpile_nats::NatsConfig;
-use stockpile_nats::topology::LEDGER_STREAM;
+use stockpile_nats::topology::{LEDGER_STREAM, Replicas, ensure_topology, submit_subject};
+use stockpile_proto::envelope::sign_event;
 
 use crate::BenchContext;
-use crate::publish::{DURABILITIES, figure_key, key_part};
+use crate::publish::{DURABILITIES, PUBLISH_WINDOW, figure_key, key_part};
 use crate::report::{Compare, Report, section};
-use crate::server::{NatsServer, cpu_seconds, sibling_binary};
+use crate::server::{Durability, NatsServer, cpu_seconds, sibling_binary};
 use crate::workload::{BenchKeys, ORIGIN, base_events, bulk_lot};
 
 /// Emitting services running at once, each with its own outbox and depot key.
 pub const EMITTERS: usize = 4;
 /// Emits in flight per emitter (its outbox assigns sequences in call order).
 pub const EMITS_IN_FLIGHT: usize = 256;
+/// Backlog for the sequencer alone, by durability (fsync per message is ~30× slower).
+const BACKLOG_SYNC_DEFAULT: u64 = 200_000;
+const BACKLOG_SYNC_ALWAYS: u64 = 20_000;
 /// How long the emitters emit.
 const EMIT_FOR: Duration = Duration::from_secs(20);
 const EMIT_FOR_QUICK: Duration = Duration::from_secs(5);
@@ -103,8 +110,170 @@ pub async fn run(report: &mut Report, context: &BenchContext) -> anyhow::Result<
             durability.short(),
             durability.describe()
         ));
+
+        // The sequencer alone, on a backlog published beforehand: what the pipeline
+        // behind the SDK can take.
+        let server = NatsServer::start(&context.work, durability)?;
+        let backlog = backlog_size(durability, context.quick);
+        let (entries, elapsed, cpu) = sequencer_alone(&server, context, backlog)
+            .await
+            .with_context(|| format!("sequencer alone with {}", durability.short()))?;
+        report.rate(
+            &format!("ingest.{part}.sequencer_alone_per_s"),
+            &format!(
+                "sequencer alone on a backlog of {entries} submissions, {}",
+                durability.short()
+            ),
+            entries,
+            elapsed,
+            "entries/s",
+        );
+        for (name, seconds) in cpu {
+            report.figure(
+                &format!("ingest.{part}.sequencer_alone_cpu_ms_per_1000.{name}"),
+                &format!("  CPU of {name} per 1,000 entries"),
+                seconds * 1e6 / entries as f64,
+                "ms",
+            );
+        }
     }
     Ok(())
+}
+
+/// Submissions in the sequencer-alone backlog.
+fn backlog_size(durability: Durability, quick: bool) -> u64 {
+    let full = match durability {
+        Durability::SyncDefault => BACKLOG_SYNC_DEFAULT,
+        Durability::SyncAlways => BACKLOG_SYNC_ALWAYS,
+    };
+    if quick { full / 10 } else { full }
+}
+
+/// Publishes the base and `bulk` signed submissions to SUBMISSIONS (untimed), then starts
+/// the sequencer and times it until LEDGER holds them all.
+async fn sequencer_alone(
+    server: &NatsServer,
+    context: &BenchContext,
+    bulk: u64,
+) -> anyhow::Result<(u64, Duration, Vec<(&'static str, f64)>)> {
+    use rayon::prelude::*;
+    let dir = tempfile::Builder::new()
+        .prefix("sequencer-")
+        .tempdir_in(&context.work)
+        .context("creating the sequencer directory")?;
+    let keys = BenchKeys::new(EMITTERS);
+    let trust_path = dir.path().join("trust.json");
+    std::fs::write(&trust_path, keys.trust_root().to_json()).context("writing trust.json")?;
+    let log_key_path = dir.path().join("log.key");
+    std::fs::write(&log_key_path, keys.log.to_string()).context("writing log.key")?;
+    let js = jetstream::new(
+        async_nats::connect(&server.url)
+            .await
+            .context("connecting to nats-server")?,
+    );
+    ensure_topology(&js, Replicas(1)).await?;
+
+    let now = TimestampMs(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX),
+    );
+    let sign = |key: &stockpile_core::keys::SignerKey, sequence: u64, body| {
+        let event = Event {
+            event_id: format!("{}-{sequence}", key.name()),
+            origin: ORIGIN.into(),
+            actor: "benchmark".into(),
+            emitter_sequence: sequence,
+            occurred_at: now,
+            evidence: Vec::new(),
+            body,
+        };
+        (
+            format!("{}/{sequence}", key.name()),
+            Bytes::from(sign_event(&event, key)),
+        )
+    };
+    let mut submissions: Vec<(String, Bytes)> = base_events(&keys)
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| sign(&keys.registrar, i as u64 + 1, body))
+        .collect();
+    let base = submissions.len() as u64;
+    let per_key = bulk / EMITTERS as u64;
+    let bulk_signed: Vec<(String, Bytes)> = (0..per_key)
+        .into_par_iter()
+        .flat_map_iter(|n| {
+            keys.depots
+                .iter()
+                .enumerate()
+                .map(move |(k, key)| (k, key, n))
+        })
+        .map(|(k, key, n)| sign(key, n + 1, bulk_lot(k, n)))
+        .collect();
+    submissions.extend(bulk_signed);
+    let total = submissions.len() as u64;
+    for chunk in submissions.chunks(PUBLISH_WINDOW) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (id, payload) in chunk {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(id.as_str());
+            acks.push(
+                js.send_publish(submit_subject("bench"), message)
+                    .await
+                    .context("publishing the backlog")?,
+            );
+        }
+        futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+            .await
+            .context("publishing the backlog")?;
+    }
+
+    let started = Instant::now();
+    let sequencer = Sequencer::start(server, &trust_path, &log_key_path, dir.path())?;
+    let cpu_before = cpu_now(server, &sequencer);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let size = match js.get_stream(LEDGER_STREAM).await {
+            Ok(mut stream) => {
+                stream
+                    .info()
+                    .await
+                    .context("reading LEDGER")?
+                    .state
+                    .messages
+            }
+            Err(_) => 0,
+        };
+        if size >= total {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the ledger holds {size} entries; {total} expected after {DRAIN_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = cpu_now(server, &sequencer);
+    let verified = verify_ledger(&server.url, &trust_path)?;
+    anyhow::ensure!(
+        verified.accepted == total && verified.entries == total && verified.findings_total == 0,
+        "the ledger after the backlog: {} entries, {} accepted, {} findings; {total} accepted expected ({base} base)",
+        verified.entries,
+        verified.accepted,
+        verified.findings_total
+    );
+    let cpu = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .filter(|((name, _), _)| !name.starts_with("emitters"))
+        .map(|((name, before), (_, after))| (*name, after - before))
+        .collect();
+    Ok((total, elapsed, cpu))
 }
 
 /// What one ingest run measured.

@@ -261,8 +261,10 @@ impl Sequencer {
 
         // What was stored is final: record its receipts and acknowledge its submissions.
         self.record_receipts(&appended[..stored]).await?;
-        for (_, message) in &batch[..stored] {
-            ack(message).await;
+        // One acknowledgement covers the batch: the consumer acknowledges all (`AckPolicy::All`)
+        // up to the message acknowledged, and the stored ones are a prefix of the batch.
+        if let Some((_, last)) = batch[..stored].last() {
+            ack(last).await;
         }
         self.submissions_done += stored as u64;
 
@@ -578,7 +580,9 @@ async fn position_consumer(
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: done + 1,
             },
-            ack_policy: AckPolicy::Explicit,
+            // One acknowledgement per batch (of its last stored submission) instead of one
+            // per submission: a lost one costs redeliveries that are skipped, as ever.
+            ack_policy: AckPolicy::All,
             ack_wait: SUBMISSION_ACK_WAIT,
             max_deliver: -1,
             max_ack_pending: crate::BATCH_SUBMISSIONS_MAX as i64 * 4,
