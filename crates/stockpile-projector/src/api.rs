@@ -718,21 +718,39 @@ async fn article7(
         .await
         .map_err(|joined| internal(anyhow::anyhow!("{joined}")))?
         .map_err(internal)?;
-    let live = {
-        // The whole ledger so far: the live fold, compared and copied under one guard.
+    let report = {
+        // Under one guard: the report the fold kept when it passed 31 December (the
+        // common case: a past year), or the whole ledger so far, answered from the live
+        // fold itself.
         let projector = app.shared.read().map_err(internal)?;
-        match through {
-            0 => Some(projector.history().empty_fold()),
-            entries if entries == projector.next_index() => Some(projector.fold().snapshot()),
-            _ => None,
+        if let Some(kept) = projector
+            .year_end(year)
+            .filter(|kept| kept.entries == through)
+        {
+            Some(
+                kept.report
+                    .clone()
+                    .map(|report| report.with_config(&app.article7)),
+            )
+        } else if through == 0 {
+            let empty = projector.history().empty_fold();
+            Some(article7_report(&empty, year, &app.article7, None))
+        } else if through == projector.next_index() {
+            Some(article7_report(projector.fold(), year, &app.article7, None))
+        } else {
+            None
         }
     };
-    let fold = match live {
-        Some(fold) => Arc::new(fold),
-        None => fold_at(app, through - 1).await?,
-    };
-    let report = article7_report(&fold, year, &app.article7, None)
-        .map_err(|problem| error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string()))?;
+    let report = match report {
+        Some(report) => report,
+        None => article7_report(
+            &*fold_at(app, through - 1).await?,
+            year,
+            &app.article7,
+            None,
+        ),
+    }
+    .map_err(|problem| error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string()))?;
     Ok(match format.as_str() {
         "csv" => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

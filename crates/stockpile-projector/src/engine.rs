@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use stockpile_core::ledger::AuthorityKey;
 use stockpile_core::time::Date;
 use stockpile_ledger::prove::{CheckpointAdded, ProofSource, ProveError};
 use stockpile_ledger::trust::TrustRoot;
-use stockpile_views::fold::{ViewFold, entry_recorded_at};
+use stockpile_views::article7::{Article7Config, Article7Error, Article7Report, article7_report};
+use stockpile_views::fold::{FoldError, ViewFold, entry_recorded_at};
 
 use crate::store::{Batch, ViewStore};
 
@@ -29,6 +31,22 @@ pub const LOT_HISTORY_DOC_PREFIX: &str = "lot-history/";
 /// Entries refolded at a time when a store is opened or an earlier position is folded
 /// (each chunk is decoded and signature-checked on all cores, then folded in order).
 pub const REFOLD_CHUNK: usize = 4_096;
+/// Most years one gap between two consecutive entries gets year-end reports for (a
+/// ledger silent for longer gets them for the first years; later ones are folded on
+/// request).
+pub const YEAR_ENDS_PER_GAP_MAX: i32 = 50;
+
+/// The Article 7 report of a year whose 31 December the fold has passed, computed as the
+/// fold went by (with the default configuration: [`Article7Report::with_config`] puts a
+/// deployment's in). The entries before the year end never change, so neither does the
+/// report; without it, the first request for a year refolded the ledger from entry 0
+/// through 31 December (a minute at a million entries).
+#[derive(Debug, Clone)]
+pub struct YearEnd {
+    /// Entries recorded on or before 31 December of the year (the report's position).
+    pub entries: u64,
+    pub report: Result<Arc<Article7Report>, Article7Error>,
+}
 
 /// A fold and the store that mirrors it.
 pub struct Projector {
@@ -40,6 +58,8 @@ pub struct Projector {
     proofs: ProofSource,
     /// Length of each lot's history when its document was last written.
     written_history: BTreeMap<String, usize>,
+    /// The Article 7 report of each year the fold has passed the end of.
+    year_ends: BTreeMap<i32, YearEnd>,
 }
 
 /// What became of a checkpoint offered to the projector.
@@ -66,6 +86,7 @@ impl Projector {
         let mut fold = ViewFold::new(trust.origin.as_str(), &authority_keys);
         let mut proofs = ProofSource::new();
         let next = store.next_index()?;
+        let mut year_ends = BTreeMap::new();
         let mut chunk = Vec::with_capacity(REFOLD_CHUNK);
         let mut entries = store.entries_from(0);
         loop {
@@ -81,7 +102,7 @@ impl Projector {
             if chunk.is_empty() {
                 break;
             }
-            fold.apply_batch(&chunk).map_err(|error| {
+            apply_noting_year_ends(&mut fold, &mut year_ends, &chunk).map_err(|error| {
                 anyhow::anyhow!("refolding stored entry {}: {error}", error.index())
             })?;
             for bytes in &chunk {
@@ -110,6 +131,7 @@ impl Projector {
             store,
             proofs,
             written_history: BTreeMap::new(),
+            year_ends,
         };
         for lot in projector.fold.compliance().lots() {
             let length = projector
@@ -138,6 +160,12 @@ impl Projector {
 
     pub fn trust(&self) -> &TrustRoot {
         &self.trust
+    }
+
+    /// The Article 7 report of `year` computed when the fold passed its 31 December
+    /// (none for a year the fold has not passed, or one before the first entry).
+    pub fn year_end(&self, year: i32) -> Option<&YearEnd> {
+        self.year_ends.get(&year)
     }
 
     /// The tree and verified checkpoints proofs are made from.
@@ -186,7 +214,7 @@ impl Projector {
             );
         }
         let bytes: Vec<&[u8]> = entries.iter().map(|(_, bytes)| bytes.as_ref()).collect();
-        let folded = self.fold.apply_batch(&bytes);
+        let folded = apply_noting_year_ends(&mut self.fold, &mut self.year_ends, &bytes);
         // The tree takes exactly the entries the fold took, also when one is refused.
         let taken = (self.fold.entries() - next) as usize;
         for bytes in &bytes[..taken] {
@@ -366,4 +394,75 @@ impl History {
         }
         Ok(low)
     }
+}
+
+/// Folds `entries` as [`ViewFold::apply_batch`] does, stopping at each 31 December they
+/// cross to compute that year's Article 7 report from the fold standing exactly there
+/// (the entries recorded on or before it). Entries are in time order (the fold refuses
+/// one recorded before its predecessor), so a year end is found by a binary search over
+/// the batch's dates; a batch within one year costs one extra decode. An entry whose date
+/// cannot be read is left to the fold, which refuses it.
+pub fn apply_noting_year_ends<B: AsRef<[u8]> + Sync>(
+    fold: &mut ViewFold,
+    year_ends: &mut BTreeMap<i32, YearEnd>,
+    entries: &[B],
+) -> Result<(), FoldError> {
+    fn year_of(bytes: &[u8]) -> Option<i32> {
+        entry_recorded_at(bytes, 0).ok().map(|at| at.date().year())
+    }
+    let Some(first) = entries.first() else {
+        return Ok(());
+    };
+    // The year the fold stands in (before any entry: the first entry's, as no report is
+    // kept for the years before it).
+    let Some(mut year) = fold
+        .today()
+        .map(|today| today.year())
+        .or_else(|| year_of(first.as_ref()))
+    else {
+        return fold.apply_batch(entries);
+    };
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let later = |offset: usize| year_of(rest[offset].as_ref()).map(|y| y > year);
+        // The first entry of a later year.
+        let split = match later(rest.len() - 1) {
+            Some(false) => return fold.apply_batch(rest),
+            None => return fold.apply_batch(rest),
+            Some(true) => {
+                let (mut low, mut high) = (0, rest.len() - 1);
+                while low < high {
+                    let middle = low + (high - low) / 2;
+                    match later(middle) {
+                        Some(true) => high = middle,
+                        Some(false) => low = middle + 1,
+                        None => return fold.apply_batch(rest),
+                    }
+                }
+                low
+            }
+        };
+        let Some(next_year) = year_of(rest[split].as_ref()) else {
+            return fold.apply_batch(rest);
+        };
+        fold.apply_batch(&rest[..split])?;
+        // The fold stands at 31 December of `year`, and of every year up to the next
+        // entry's.
+        if fold.entries() > 0 {
+            for ended in year..next_year.min(year.saturating_add(YEAR_ENDS_PER_GAP_MAX)) {
+                let report =
+                    article7_report(fold, ended, &Article7Config::default(), None).map(Arc::new);
+                year_ends.insert(
+                    ended,
+                    YearEnd {
+                        entries: fold.entries(),
+                        report,
+                    },
+                );
+            }
+        }
+        year = next_year;
+        rest = &rest[split..];
+    }
+    Ok(())
 }

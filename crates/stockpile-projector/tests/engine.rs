@@ -279,3 +279,63 @@ fn folds_of_earlier_positions_equal_projectors_stopped_there() {
     let before = stockpile_core::time::Date::from_ymd(1900, 1, 1).unwrap();
     assert_eq!(history.entries_through(before).unwrap(), 0);
 }
+
+#[test]
+fn year_end_reports_kept_while_folding_equal_reports_folded_on_request() {
+    use stockpile_views::article7::{Article7Config, Contact, article7_report, year_end};
+    for dataset in [Dataset::UsLike, Dataset::FinlandLike] {
+        let ledger = ledger(dataset, 1_200);
+        let year = |bytes: &Bytes| {
+            stockpile_views::fold::entry_recorded_at(bytes, 0)
+                .unwrap()
+                .date()
+                .year()
+        };
+        let (first, last) = (
+            year(&ledger.entries[0]),
+            year(ledger.entries.last().unwrap()),
+        );
+        assert!(last > first, "the ledger spans more than one year");
+        // Uneven batches, a restart (which refolds the store) half way.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut projector = open(dir.path(), &ledger);
+        let (mut from, mut round) = (0usize, 0usize);
+        while from < ledger.entries.len() {
+            let to = (from + [1, 90, 5, 400][round % 4]).min(ledger.entries.len());
+            projector
+                .apply_batch(indexed(&ledger.entries[from..to], from as u64))
+                .expect("apply batch");
+            from = to;
+            round += 1;
+            if round == 7 {
+                drop(projector);
+                projector = open(dir.path(), &ledger);
+            }
+        }
+        let config = Article7Config {
+            state_name: "Somewhere".into(),
+            contacts: vec![Contact {
+                name: "A. Person".into(),
+                ..Contact::default()
+            }],
+            submission_date: stockpile_core::time::Date::from_ymd(2030, 4, 30),
+        };
+        let history = projector.history();
+        assert!(projector.year_end(first - 1).is_none(), "before the ledger");
+        assert!(projector.year_end(last).is_none(), "not ended yet");
+        for ended in first..last {
+            let kept = projector
+                .year_end(ended)
+                .unwrap_or_else(|| panic!("{dataset:?}: no report kept for {ended}"));
+            let through = history.entries_through(year_end(ended).unwrap()).unwrap();
+            assert_eq!(kept.entries, through, "{dataset:?} {ended}");
+            let folded = history.fold_at(through - 1).expect("fold");
+            let expected = article7_report(&folded, ended, &config, None);
+            let kept = kept
+                .report
+                .clone()
+                .map(|report| report.with_config(&config));
+            assert_eq!(kept, expected, "{dataset:?} {ended}");
+        }
+    }
+}

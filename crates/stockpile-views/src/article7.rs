@@ -402,6 +402,26 @@ const FORMS: [(&str, &str, bool); 10] = [
     ("J", "Other relevant matters", false),
 ];
 
+impl CoverPage {
+    /// The fields the configuration gives (everything else comes from the ledger).
+    fn set_config(&mut self, config: &Article7Config) {
+        self.state_name = config.state_name.clone();
+        self.submission_date = config.submission_date;
+        self.contacts = config.contacts.clone();
+    }
+}
+
+impl Article7Report {
+    /// The same report with the cover's configured fields (State name, submission date,
+    /// contacts) taken from `config`: `config` changes nothing else, so a report computed
+    /// once with any configuration serves every other.
+    pub fn with_config(&self, config: &Article7Config) -> Article7Report {
+        let mut report = self.clone();
+        report.cover.set_config(config);
+        report
+    }
+}
+
 /// Computes the report for `year` from a fold stopped at the position of 31 December of
 /// that year, marking each form against `previous` (last year's report) when given.
 pub fn article7_report(
@@ -496,9 +516,9 @@ pub fn article7_report(
         })
         .collect();
 
-    let cover = CoverPage {
+    let mut cover = CoverPage {
         state_id: regime.config.state_id.clone(),
-        state_name: config.state_name.clone(),
+        state_name: String::new(),
         regime: regime.regime(),
         eif_date: eif,
         article4_deadline: regime.article4_deadline(),
@@ -506,10 +526,11 @@ pub fn article7_report(
         period_from: period.from,
         period_to: period.to,
         as_of: AsOf::of(fold),
-        submission_date: config.submission_date,
-        contacts: config.contacts.clone(),
+        submission_date: None,
+        contacts: Vec::new(),
         forms,
     };
+    cover.set_config(config);
     Ok(Article7Report {
         cover,
         form_b,
