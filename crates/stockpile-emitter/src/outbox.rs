@@ -795,6 +795,66 @@ mod tests {
             .expect("append")
     }
 
+    /// Several outboxes in one process, each taking many concurrent appends and flushes,
+    /// as an emitting service does under load: every flush returns, and every entry is
+    /// there after reopening. sled's `flush_async` deadlocked here (spacejam/sled#1308).
+    #[test]
+    fn concurrent_flushes_of_several_outboxes_all_return() {
+        const OUTBOXES: usize = 4;
+        const TASKS_PER_OUTBOX: usize = 64;
+        const APPENDS_PER_TASK: usize = 20;
+        let dirs: Vec<tempfile::TempDir> = (0..OUTBOXES)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let finished = runtime.block_on(async {
+            let outboxes: Vec<std::sync::Arc<Outbox>> = dirs
+                .iter()
+                .map(|dir| {
+                    std::sync::Arc::new(
+                        Outbox::open(dir.path(), OutboxLimits::default()).expect("open"),
+                    )
+                })
+                .collect();
+            let mut tasks = Vec::new();
+            for (o, outbox) in outboxes.iter().enumerate() {
+                for t in 0..TASKS_PER_OUTBOX {
+                    let outbox = outbox.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for a in 0..APPENDS_PER_TASK {
+                            append(&outbox, "key", &format!("{o}-{t}-{a}"));
+                            outbox.flush().await.expect("flush");
+                        }
+                    }));
+                }
+            }
+            // A liveness bound, not a timing claim: a deadlock never finishes.
+            tokio::time::timeout(
+                std::time::Duration::from_secs(120),
+                futures::future::join_all(tasks),
+            )
+            .await
+        });
+        let results = finished.expect("every flush returned (no deadlock)");
+        assert!(results.iter().all(Result::is_ok), "no task panicked");
+        drop(runtime);
+        for dir in &dirs {
+            let outbox = Outbox::open(dir.path(), OutboxLimits::default()).expect("reopen");
+            assert_eq!(
+                outbox.pending_count(),
+                (TASKS_PER_OUTBOX * APPENDS_PER_TASK) as u64
+            );
+            assert_eq!(
+                outbox.last_sequence("key").expect("sequence"),
+                (TASKS_PER_OUTBOX * APPENDS_PER_TASK) as u64
+            );
+        }
+    }
+
     fn receipt(key: &str, sequence: u64, event_id: &str) -> Receipt {
         Receipt {
             key_id: key.into(),
