@@ -15,9 +15,13 @@
 //! requests are scheduled at a fixed rate by a thread of their own, handed to a small pool
 //! of keep-alive HTTP/1.1 connections, and each latency runs from the request's
 //! *scheduled* time, so a slow answer delays the ones queued behind it in the figure too
-//! (no coordinated omission). A few closed-loop requesters ask for the Article 7 report
-//! meanwhile. The projector started by (e) is handed to (g) through a task on the bench's
-//! runtime, so it is killed with the runtime when (g) is not run.
+//! (no coordinated omission). Article 7 reports are asked for meanwhile the same way, at a
+//! lower rate. Sending stops at the end of the window: a request not sent by then counts
+//! as missed. Before the window every lot and the Article 7 year are asked for once
+//! (their first answers are built then, and reported apart as cold figures), so the
+//! window measures a warm projector. The projector started by (e) is handed to (g)
+//! through a task on the bench's runtime, so it is killed with the runtime when (g) is
+//! not run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,8 +85,12 @@ const LOAD_DURATION_QUICK: Duration = Duration::from_secs(5);
 const LOT_CONNECTIONS: usize = 16;
 /// Target of (g): lot lookup p99 at [`LOT_RATE_PER_S`].
 const LOT_P99_TARGET_US: f64 = 2_000.0;
-/// Closed-loop Article 7 requesters running beside the lookups.
-const ARTICLE7_REQUESTERS: usize = 2;
+/// Article 7 reports asked for beside the lookups, open-loop too, and their connections.
+const ARTICLE7_RATE_PER_S: u32 = 20;
+const ARTICLE7_CONNECTIONS: usize = 2;
+/// A request sent this long after its scheduled time counts as sent late (all its
+/// connections were busy); its latency counts from the schedule all the same.
+const LATE_AFTER: Duration = Duration::from_millis(1);
 /// Largest answer the bench's HTTP client reads (the lots list of a big ledger).
 const HTTP_BODY_MAX: usize = 256 << 20;
 /// Longest wait for one answer before the request counts as an error.
@@ -267,8 +275,9 @@ pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Res
          (--http-rate-per-second {BENCH_HTTP_RATE_PER_S}, --http-rate-burst \
          {BENCH_HTTP_RATE_PER_S}, --http-concurrency-max {BENCH_HTTP_CONCURRENCY}; \
          defaults 200/s, 400, 64); lot lookups open-loop at {LOT_RATE_PER_S}/s for {} s \
-         over {LOT_CONNECTIONS} keep-alive connections, latency from each request's \
-         scheduled time; {ARTICLE7_REQUESTERS} closed-loop Article 7 requesters meanwhile",
+         over {LOT_CONNECTIONS} keep-alive connections, Article 7 reports open-loop at \
+         {ARTICLE7_RATE_PER_S}/s over {ARTICLE7_CONNECTIONS} more, latency from each \
+         request's scheduled time, no request sent after the window",
         serving.entries,
         duration.as_secs()
     ));
@@ -284,6 +293,12 @@ pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Res
         .filter_map(|id| id.as_str().map(str::to_string))
         .collect();
     anyhow::ensure!(!lot_ids.is_empty(), "the ledger has no lots");
+    report.figure(
+        "queries.lots",
+        "lots in the ledger (lookups pick among them at random)",
+        lot_ids.len() as f64,
+        "lots",
+    );
     // The report of the last whole year recorded (what a State files by 30 April), or
     // the only year there is.
     let (first_year, last_year) = serving.years;
@@ -293,7 +308,45 @@ pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Res
         last_year
     };
     let article7_path = format!("/v1/reports/article7/{year}?format=json");
-    let cold = Instant::now();
+
+    // Warm-up, untimed as load: each lot once (its first answer is built and cached),
+    // then the Article 7 year once.
+    let mut cold = Vec::with_capacity(lot_ids.len());
+    let mut answer_bytes = Vec::with_capacity(lot_ids.len());
+    for lot_id in &lot_ids {
+        let path = format!("/v1/lots/{lot_id}");
+        let sent = Instant::now();
+        let (status, body) = connection.get(&path).await?;
+        cold.push(sent.elapsed());
+        anyhow::ensure!(status == 200, "{path} answered {status} in the warm-up");
+        answer_bytes.push(body.len());
+    }
+    let cold_lots = percentiles(&mut cold);
+    report.figure(
+        "queries.lot_cold_p50_us",
+        "lot lookup, first answer (warm-up, one at a time) p50",
+        cold_lots.p50_us,
+        "µs",
+    );
+    report.figure(
+        "queries.lot_cold_max_us",
+        "lot lookup, first answer (warm-up, one at a time) max",
+        cold_lots.max_us,
+        "µs",
+    );
+    report.figure(
+        "queries.lot_answer_kib_mean",
+        "lot answer size, mean",
+        answer_bytes.iter().sum::<usize>() as f64 / answer_bytes.len() as f64 / 1024.0,
+        "KiB",
+    );
+    report.figure(
+        "queries.lot_answer_kib_max",
+        "lot answer size, max",
+        answer_bytes.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+        "KiB",
+    );
+    let sent = Instant::now();
     let (status, body) = connection.get(&article7_path).await?;
     anyhow::ensure!(
         status == 200,
@@ -301,54 +354,89 @@ pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Res
         String::from_utf8_lossy(&body)
     );
     report.figure(
-        "queries.lots",
-        "lots in the ledger (lookups pick among them at random)",
-        lot_ids.len() as f64,
-        "lots",
-    );
-    report.figure(
         "queries.article7_cold_ms",
-        &format!("Article 7 {year}, first request (folds through 31 Dec)"),
-        cold.elapsed().as_secs_f64() * 1e3,
+        &format!("Article 7 {year}, first request"),
+        sent.elapsed().as_secs_f64() * 1e3,
         "ms",
     );
     drop(connection);
+    report.note(
+        "(g) the figures under load are for a warm projector: every lot and the Article 7 \
+         year were asked for once before the window (the cold first answers are the \
+         queries.*_cold_* figures)",
+    );
 
-    let outcome = run_load(address, lot_ids, &article7_path, duration).await?;
-    let lookups = &outcome.lookups;
+    let lot_paths: Vec<String> = lot_ids.iter().map(|id| format!("/v1/lots/{id}")).collect();
+    let (lookups, reports) = tokio::join!(
+        open_loop(
+            address,
+            lot_paths,
+            LOT_RATE_PER_S,
+            LOT_CONNECTIONS,
+            duration
+        ),
+        open_loop(
+            address,
+            vec![article7_path.clone()],
+            ARTICLE7_RATE_PER_S,
+            ARTICLE7_CONNECTIONS,
+            duration,
+        ),
+    );
+    let (lookups, reports) = (lookups?, reports?);
     report.figure(
         "queries.lot_rate",
-        &format!("lot lookups answered a second (scheduled {LOT_RATE_PER_S}/s)"),
-        lookups.latencies.len() as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
+        &format!("lot lookups answered 200 a second of the window (scheduled {LOT_RATE_PER_S}/s)"),
+        lookups.samples.latencies.len() as f64 / duration.as_secs_f64(),
         "req/s",
+    );
+    report.figure(
+        "queries.lot_missed",
+        "lot lookups scheduled in the window but not sent in it",
+        lookups.missed as f64,
+        "requests",
+    );
+    report.figure(
+        "queries.lot_late",
+        &format!(
+            "lot lookups sent over {} ms after their scheduled time",
+            LATE_AFTER.as_millis()
+        ),
+        lookups.late as f64,
+        "requests",
     );
     report.figure(
         "queries.lot_failures",
         "lot lookups not answered 200 (non-200 + errors)",
-        (lookups.non_200 + lookups.errors) as f64,
+        (lookups.samples.non_200 + lookups.samples.errors) as f64,
         "requests",
     );
-    let mut lot_latencies = lookups.latencies.clone();
+    let mut lot_latencies = lookups.samples.latencies.clone();
     anyhow::ensure!(!lot_latencies.is_empty(), "no lot lookup was answered");
     let lot = percentiles(&mut lot_latencies);
     report.figure("queries.lot_p50_us", "lot lookup p50", lot.p50_us, "µs");
     report.figure("queries.lot_p99_us", "lot lookup p99", lot.p99_us, "µs");
     report.figure("queries.lot_max_us", "lot lookup max", lot.max_us, "µs");
-    let reports = &outcome.article7;
     report.figure(
         "queries.article7_requests",
-        "Article 7 reports answered during the load",
-        reports.latencies.len() as f64,
+        &format!("Article 7 reports answered 200 (scheduled {ARTICLE7_RATE_PER_S}/s)"),
+        reports.samples.latencies.len() as f64,
+        "requests",
+    );
+    report.figure(
+        "queries.article7_missed",
+        "Article 7 requests scheduled in the window but not sent in it",
+        reports.missed as f64,
         "requests",
     );
     report.figure(
         "queries.article7_failures",
         "Article 7 requests not answered 200 (non-200 + errors)",
-        (reports.non_200 + reports.errors) as f64,
+        (reports.samples.non_200 + reports.samples.errors) as f64,
         "requests",
     );
-    if !reports.latencies.is_empty() {
-        let mut samples = reports.latencies.clone();
+    if !reports.samples.latencies.is_empty() {
+        let mut samples = reports.samples.latencies.clone();
         let article7 = percentiles(&mut samples);
         report.figure(
             "queries.article7_p50_us",
@@ -363,21 +451,24 @@ pub async fn queries(report: &mut Report, context: &BenchContext) -> anyhow::Res
             "µs",
         );
     }
-    if lookups.non_200 + lookups.errors > 0 {
-        report.note(format!(
-            "(g) the lot figure is not valid: {} non-200 answers and {} errors (first: {})",
-            lookups.non_200,
-            lookups.errors,
-            lookups.first_problem.as_deref().unwrap_or("-")
-        ));
-    }
-    if reports.non_200 + reports.errors > 0 {
-        report.note(format!(
-            "(g) Article 7: {} non-200 answers and {} errors (first: {})",
-            reports.non_200,
-            reports.errors,
-            reports.first_problem.as_deref().unwrap_or("-")
-        ));
+    for (what, outcome) in [("lot", &lookups), ("Article 7", &reports)] {
+        let samples = &outcome.samples;
+        if samples.non_200 + samples.errors > 0 {
+            report.note(format!(
+                "(g) the {what} figures are not valid: {} non-200 answers and {} errors \
+                 (first: {})",
+                samples.non_200,
+                samples.errors,
+                samples.first_problem.as_deref().unwrap_or("-")
+            ));
+        }
+        if outcome.missed > 0 {
+            report.note(format!(
+                "(g) {what}: {} of {} scheduled requests were not sent within the window \
+                 (the projector and this client could not keep up with the schedule)",
+                outcome.missed, outcome.scheduled
+            ));
+        }
     }
     report.target(
         &format!("lot lookup p99 at {LOT_RATE_PER_S} req/s"),
@@ -839,68 +930,90 @@ impl Samples {
     }
 }
 
+/// What one open-loop load got.
 struct LoadOutcome {
-    lookups: Samples,
-    article7: Samples,
-    /// From the first scheduled lookup to the last answer.
-    elapsed: Duration,
+    samples: Samples,
+    /// Requests the schedule held for the window.
+    scheduled: u64,
+    /// Scheduled in the window but not sent before it ended.
+    missed: u64,
+    /// Sent more than [`LATE_AFTER`] after their scheduled time.
+    late: u64,
 }
 
-/// One lookup to make: when it was due, and which lot.
+/// One request to make: when it was due, and which path.
 struct Due {
     at: Instant,
-    lot: usize,
+    path: usize,
 }
 
-async fn run_load(
+/// Requests for `paths` (picked at random) at `rate` a second for `duration`, over
+/// `connections` keep-alive connections, latency from each request's scheduled time.
+/// Nothing is sent once the window is over: what is still queued then is missed.
+async fn open_loop(
     address: SocketAddr,
-    lot_ids: Vec<String>,
-    article7_path: &str,
+    paths: Vec<String>,
+    rate: u32,
+    connections: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadOutcome> {
-    let total = (u128::from(LOT_RATE_PER_S) * duration.as_millis() / 1_000) as u64;
-    let interval = Duration::from_secs(1) / LOT_RATE_PER_S;
-    let lot_ids = Arc::new(lot_ids);
-    let mut connections = Vec::with_capacity(LOT_CONNECTIONS);
-    for _ in 0..LOT_CONNECTIONS {
-        connections.push(HttpConnection::open(address).await?);
+    let scheduled = (u128::from(rate) * duration.as_millis() / 1_000) as u64;
+    let interval = Duration::from_secs(1) / rate;
+    let paths = Arc::new(paths);
+    let mut opened = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        opened.push(HttpConnection::open(address).await?);
     }
     let (due_tx, due_rx) = mpsc::unbounded_channel::<Due>();
     let due_rx = Arc::new(tokio::sync::Mutex::new(due_rx));
     let start = Instant::now();
+    let end = start + duration;
     // The schedule runs on a thread of its own: a thread's sleep is precise to tens of
     // microseconds, where the runtime's timer wheel rounds to milliseconds.
-    let lots = lot_ids.len();
-    let scheduler = std::thread::spawn(move || {
+    let count = paths.len();
+    let scheduler = std::thread::spawn(move || -> u64 {
         let mut rng = rand::thread_rng();
-        for i in 0..total {
+        for i in 0..scheduled {
             let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
             let now = Instant::now();
+            if now >= end {
+                // The window is over before this one could even be scheduled.
+                return scheduled - i;
+            }
             if at > now {
                 std::thread::sleep(at - now);
             }
-            let lot = rng.gen_range(0..lots);
-            if due_tx.send(Due { at, lot }).is_err() {
-                return;
+            let path = rng.gen_range(0..count);
+            if due_tx.send(Due { at, path }).is_err() {
+                return scheduled - i;
             }
         }
+        0
     });
-    let mut workers = Vec::with_capacity(LOT_CONNECTIONS);
-    for mut connection in connections {
-        let (due_rx, lot_ids) = (due_rx.clone(), lot_ids.clone());
+    let mut workers = Vec::with_capacity(connections);
+    for mut connection in opened {
+        let (due_rx, paths) = (due_rx.clone(), paths.clone());
         workers.push(tokio::spawn(async move {
-            let mut samples = Samples::default();
+            let (mut samples, mut missed, mut late) = (Samples::default(), 0u64, 0u64);
             loop {
                 let next = due_rx.lock().await.recv().await;
                 let Some(due) = next else { break };
-                let path = format!("/v1/lots/{}", lot_ids[due.lot]);
-                match connection.get(&path).await {
+                let now = Instant::now();
+                if now >= end {
+                    missed += 1;
+                    continue;
+                }
+                if now.duration_since(due.at) > LATE_AFTER {
+                    late += 1;
+                }
+                let path = &paths[due.path];
+                match connection.get(path).await {
                     Ok((200, _)) => samples.latencies.push(due.at.elapsed()),
                     Ok((status, body)) => {
                         samples.non_200 += 1;
                         samples.problem(format!(
                             "{path}: {status} {}",
-                            String::from_utf8_lossy(&body)
+                            String::from_utf8_lossy(&body[..body.len().min(200)])
                         ));
                     }
                     Err(error) => {
@@ -914,56 +1027,23 @@ async fn run_load(
                     }
                 }
             }
-            samples
+            (samples, missed, late)
         }));
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut reporters = Vec::with_capacity(ARTICLE7_REQUESTERS);
-    for _ in 0..ARTICLE7_REQUESTERS {
-        let (stop, path) = (stop.clone(), article7_path.to_string());
-        let mut connection = HttpConnection::open(address).await?;
-        reporters.push(tokio::spawn(async move {
-            let mut samples = Samples::default();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let sent = Instant::now();
-                match connection.get(&path).await {
-                    Ok((200, _)) => samples.latencies.push(sent.elapsed()),
-                    Ok((status, body)) => {
-                        samples.non_200 += 1;
-                        samples.problem(format!(
-                            "{status} {}",
-                            String::from_utf8_lossy(&body[..body.len().min(200)])
-                        ));
-                    }
-                    Err(error) => {
-                        samples.errors += 1;
-                        samples.problem(format!("{error:#}"));
-                        match HttpConnection::open(address).await {
-                            Ok(fresh) => connection = fresh,
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
-            samples
-        }));
-    }
-    let mut lookups = Samples::default();
+    let mut outcome = LoadOutcome {
+        samples: Samples::default(),
+        scheduled,
+        missed: 0,
+        late: 0,
+    };
     for worker in workers {
-        lookups.merge(worker.await.context("a lookup worker failed")?);
+        let (samples, missed, late) = worker.await.context("a load worker failed")?;
+        outcome.samples.merge(samples);
+        outcome.missed += missed;
+        outcome.late += late;
     }
-    let elapsed = start.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut article7 = Samples::default();
-    for reporter in reporters {
-        article7.merge(reporter.await.context("an Article 7 requester failed")?);
-    }
-    scheduler
+    outcome.missed += scheduler
         .join()
         .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
-    Ok(LoadOutcome {
-        lookups,
-        article7,
-        elapsed,
-    })
+    Ok(outcome)
 }
