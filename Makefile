@@ -62,11 +62,15 @@ fmt:
 build:
 	$(CARGO) build --release -p stockpile-cli
 
-## bench: throughput figures (printed, never asserted)
-bench: build
-	@mkdir -p target/bench
-	$(CARGO) run --release -q -p stockpile-cli -- generate --dataset us --seed 7 --entries 1000000 --out target/bench/1m.export --trust-out target/bench/1m.trust.json
-	$(CARGO) run --release -q -p stockpile-cli -- verify target/bench/1m.export --trust target/bench/1m.trust.json
+## bench: every figure of docs/performance.md in one run, each printed with its target and
+## written to target/bench/results.json — (a) raw JetStream publish, (b) end-to-end ingest
+## and the sequencer alone, (c) Ed25519 batch verification, (d) stockpile verify and its
+## peak memory at two sizes, (e) projection rebuild, (f) inclusion proofs at 1M and 10M,
+## (g) query latency under load. Figures are printed, never asserted. Exports are cached
+## in target/bench. BENCH_ARGS="--quick" for smaller sizes, "--only ingest,verify" for some.
+bench: nats
+	$(CARGO) build --release --workspace --bins
+	./target/release/stockpile-bench $(BENCH_ARGS)
 
 ## vectors: regenerate the committed corpus of corrupted ledgers in tests/vectors
 vectors:

@@ -37,13 +37,13 @@ pub fn describe() -> Vec<(String, String)> {
     if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
         lines.push(("kernel".into(), kernel.trim().to_string()));
     }
-    if let Ok(binary) = nats_server_binary() {
-        if let Ok(output) = Command::new(binary).arg("--version").output() {
-            lines.push((
-                "nats-server".into(),
-                String::from_utf8_lossy(&output.stdout).trim().to_string(),
-            ));
-        }
+    if let Ok(binary) = nats_server_binary()
+        && let Ok(output) = Command::new(binary).arg("--version").output()
+    {
+        lines.push((
+            "nats-server".into(),
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        ));
     }
     lines.push((
         "profile".into(),

@@ -67,8 +67,10 @@ fn main() -> ExitCode {
         work: args.work.clone(),
         quick: args.quick,
     };
-    let mut report = Report::default();
-    report.machine = machine::describe();
+    let mut report = Report {
+        machine: machine::describe(),
+        ..Report::default()
+    };
     section("machine");
     for (name, value) in &report.machine {
         println!("  {name:<12} {value}");
