@@ -1,8 +1,11 @@
 //! The streaming verifier: an export in, findings out, trusting only the trust root.
 //!
-//! Entries arrive one batch at a time; memory stays bounded by the ledger's keys, lots,
-//! sites and checkpoints, never by the number of entries kept (see `LedgerState` for the
-//! one per-event term, the event-id fingerprints). For every entry it checks:
+//! Entries arrive one batch at a time and are never kept: memory is the ledger's keys,
+//! lots, sites and checkpoints plus three per-event indexes of fingerprints, which hard
+//! rules 4–9 need (ids unique, references to earlier events): the event-id index of
+//! `LedgerState`, the shipments and the correctable events of the compliance state —
+//! about 72 bytes per entry on the U.S.-like scenario (docs/performance.md). For every
+//! entry it checks:
 //! - the entry decodes, its index is the next one and its `prev_entry_hash` is the link
 //!   hash of the entry before (hard failure 1); sequencing time never goes backwards;
 //! - for an accepted entry, everything the sequencer should have checked, with the very
