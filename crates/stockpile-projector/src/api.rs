@@ -46,9 +46,11 @@ use crate::dashboard::{self, LedgerStatus, Verification};
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 /// Folds of earlier positions kept for reuse (each costs a fold from entry 0).
 pub const AS_OF_CACHE_FOLDS: usize = 4;
-/// Bytes of latest-position answers kept for reuse ([`AnswerCache`]); past it the cache
-/// starts over.
-pub const ANSWER_CACHE_BYTES_MAX: usize = 256 << 20;
+/// Bytes of latest-position answers kept for reuse ([`AnswerCache`]); past it answers
+/// are dropped at random to make room. A lot's answer carries its whole history: about
+/// 1.7 MiB for a lot of a 1,000,000-entry ledger, 420 MiB for its 246 lots, which must
+/// fit or every lookup risks building one (tens of milliseconds each).
+pub const ANSWER_CACHE_BYTES_MAX: usize = 1 << 30;
 /// Folds of earlier positions computed at once; further requests wait their turn.
 pub const AS_OF_FOLDS_CONCURRENT: usize = 2;
 /// Requests handled at once (`--http-concurrency-max`); one more is shed with 503. A
@@ -563,10 +565,27 @@ impl AnswerCache {
     }
 
     fn put(&mut self, position: (u64, Hash32), key: (&'static str, Option<String>), answer: Bytes) {
-        if self.position != Some(position) || self.bytes + answer.len() > ANSWER_CACHE_BYTES_MAX {
+        if self.position != Some(position) {
             self.answers.clear();
             self.bytes = 0;
             self.position = Some(position);
+        }
+        if answer.len() > ANSWER_CACHE_BYTES_MAX {
+            return;
+        }
+        if let Some(replaced) = self.answers.remove(&key) {
+            self.bytes -= replaced.len();
+        }
+        // Whichever come first in the map's (random) order make room: under lookups
+        // spread over more answers than fit, a share of them stays cached, where starting
+        // over kept none for long.
+        while self.bytes + answer.len() > ANSWER_CACHE_BYTES_MAX {
+            let Some(victim) = self.answers.keys().next().cloned() else {
+                break;
+            };
+            if let Some(dropped) = self.answers.remove(&victim) {
+                self.bytes -= dropped.len();
+            }
         }
         self.bytes += answer.len();
         self.answers.insert(key, answer);
