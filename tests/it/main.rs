@@ -4,6 +4,7 @@
 
 mod api_security;
 mod appender;
+mod bench;
 mod cli;
 mod cli_query;
 mod cluster;
