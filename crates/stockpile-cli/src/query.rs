@@ -38,6 +38,7 @@ use stockpile_proto::export_codec::ExportRecord;
 use stockpile_views::article7::{Article7Config, Article7Error, article7_report, year_end};
 use stockpile_views::fold::{FoldError, ViewFold};
 use stockpile_views::query::{QueryError, ViewQuery, answer};
+use stockpile_views::views::{HistoryPage, LOT_HISTORY_PAGE_DEFAULT};
 
 use crate::nats::{self, NatsArgs};
 use crate::{EXIT_CLEAN, EXIT_FINDINGS, open_input, read_trust, thousands};
@@ -124,6 +125,13 @@ pub struct QueryArgs {
     /// For material-balance: one calendar year instead of the whole ledger.
     #[arg(long, value_name = "YYYY")]
     pub year: Option<i32>,
+    /// For lot: the index (0-based) of the first history event answered (default: the
+    /// latest page). Past the end, the page is empty.
+    #[arg(long, value_name = "N")]
+    pub history_from: Option<u64>,
+    /// For lot: events of the history answered, 1 to 1000 (default 100).
+    #[arg(long, value_name = "M")]
+    pub history_limit: Option<u64>,
     /// Print the JSON on one line.
     #[arg(long)]
     pub compact: bool,
@@ -247,9 +255,15 @@ impl Offline {
 
 /// `stockpile query`.
 pub fn query(args: &QueryArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let view = ViewQuery::parse(&args.view, args.lot_id.as_deref(), args.year)?;
-    if args.lot_id.is_some() && !matches!(view, ViewQuery::Lot(_)) {
+    let mut view = ViewQuery::parse(&args.view, args.lot_id.as_deref(), args.year)?;
+    if args.lot_id.is_some() && !matches!(view, ViewQuery::Lot { .. }) {
         bail!("only the lot view takes a LOT_ID");
+    }
+    if args.history_from.is_some() || args.history_limit.is_some() {
+        if !matches!(view, ViewQuery::Lot { .. }) {
+            bail!("--history-from and --history-limit go with the lot view");
+        }
+        view = view.with_history(HistoryPage::new(args.history_from, args.history_limit)?)?;
     }
     if args.year.is_some() && !matches!(view, ViewQuery::MaterialBalance { .. }) {
         bail!("--year goes with the material-balance view");
@@ -263,7 +277,7 @@ pub fn query(args: &QueryArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 // The projector words an unknown lot with the same error as the fold;
                 // any other 404 (an index beyond its views, an old API) is an error.
                 Answer::NotFound(message)
-                    if matches!(&view, ViewQuery::Lot(lot_id)
+                    if matches!(&view, ViewQuery::Lot { lot_id, .. }
                         if message == QueryError::UnknownLot(lot_id.clone()).to_string()) =>
                 {
                     writeln!(err, "stockpile: {message}")?;
@@ -641,7 +655,15 @@ fn view_path(view: &ViewQuery, as_of_index: Option<u64>) -> String {
         ViewQuery::Summary => "/v1/summary".to_string(),
         ViewQuery::Stockpile => "/v1/stockpile".to_string(),
         ViewQuery::Lots => "/v1/lots".to_string(),
-        ViewQuery::Lot(lot_id) => format!("/v1/lots/{}", percent_encode(lot_id)),
+        ViewQuery::Lot { lot_id, history } => {
+            if let Some(from) = history.from() {
+                parameters.push(format!("history_from={from}"));
+            }
+            if history.limit() != LOT_HISTORY_PAGE_DEFAULT {
+                parameters.push(format!("history_limit={}", history.limit()));
+            }
+            format!("/v1/lots/{}", percent_encode(lot_id))
+        }
         ViewQuery::Retained => "/v1/retained".to_string(),
         ViewQuery::DestructionProgress => "/v1/destruction-progress".to_string(),
         ViewQuery::Transfers => "/v1/transfers".to_string(),
@@ -692,12 +714,44 @@ mod tests {
     #[test]
     fn view_paths_encode_lot_ids_and_carry_parameters() {
         assert_eq!(
-            view_path(&ViewQuery::Lot("L 1/<x>%".into()), None),
+            view_path(
+                &ViewQuery::Lot {
+                    lot_id: "L 1/<x>%".into(),
+                    history: HistoryPage::default()
+                },
+                None
+            ),
             "/v1/lots/L%201%2F%3Cx%3E%25"
         );
         assert_eq!(
-            view_path(&ViewQuery::Lot("SYN-LOT_0.1~".into()), Some(7)),
+            view_path(
+                &ViewQuery::Lot {
+                    lot_id: "SYN-LOT_0.1~".into(),
+                    history: HistoryPage::default()
+                },
+                Some(7)
+            ),
             "/v1/lots/SYN-LOT_0.1~?as_of_index=7"
+        );
+        assert_eq!(
+            view_path(
+                &ViewQuery::Lot {
+                    lot_id: "L1".into(),
+                    history: HistoryPage::new(Some(200), Some(50)).unwrap()
+                },
+                Some(9)
+            ),
+            "/v1/lots/L1?history_from=200&history_limit=50&as_of_index=9"
+        );
+        assert_eq!(
+            view_path(
+                &ViewQuery::Lot {
+                    lot_id: "L1".into(),
+                    history: HistoryPage::new(Some(0), None).unwrap()
+                },
+                None
+            ),
+            "/v1/lots/L1?history_from=0"
         );
         assert_eq!(
             view_path(&ViewQuery::MaterialBalance { year: Some(2020) }, Some(3)),

@@ -38,6 +38,7 @@ use stockpile_ledger::prove::ProveError;
 use stockpile_views::article7::{Article7Config, article7_report, year_end};
 use stockpile_views::fold::{ViewFold, entry_recorded_at};
 use stockpile_views::query::{QueryError, ViewQuery, answer};
+use stockpile_views::views::HistoryPage;
 
 use crate::Shared;
 use crate::dashboard::{self, LedgerStatus, Verification};
@@ -402,6 +403,7 @@ fn overview(app: &App, verification: &Verification) -> anyhow::Result<String> {
 async fn dashboard_lot(
     State(app): State<App>,
     lot_id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let lot_id = match lot_id {
         Ok(Path(lot_id)) => lot_id,
@@ -409,6 +411,15 @@ async fn dashboard_lot(
             return html_page(
                 StatusCode::BAD_REQUEST,
                 dashboard::error_page("Bad request", &rejection.body_text()),
+            );
+        }
+    };
+    let history = match params(query).and_then(|params| history_page(&params)) {
+        Ok(history) => history.unwrap_or_default(),
+        Err(problem) => {
+            return html_page(
+                StatusCode::BAD_REQUEST,
+                dashboard::error_page("Bad request", &problem.message),
             );
         }
     };
@@ -420,7 +431,7 @@ async fn dashboard_lot(
         .proofs()
         .latest_checkpoint()
         .map_or(0, |latest| latest.checkpoint.size);
-    match dashboard::lot_page(projector.fold(), &lot_id, provable) {
+    match dashboard::lot_page(projector.fold(), &lot_id, provable, history) {
         Some(page) => html_page(StatusCode::OK, page),
         None => html_page(
             StatusCode::NOT_FOUND,
@@ -441,6 +452,37 @@ struct ViewParams {
     as_of_checkpoint: Option<String>,
     /// Material balance over one calendar year.
     year: Option<String>,
+    /// The lot view: index of the first event of the history page.
+    history_from: Option<String>,
+    /// The lot view: events in the history page.
+    history_limit: Option<String>,
+}
+
+/// The page of a lot's history asked for (the dashboard's lot page).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    history_from: Option<String>,
+    history_limit: Option<String>,
+}
+
+/// The history page asked for, `None` when neither parameter is given; a 400 for a
+/// number that does not parse or a limit out of range.
+fn history_page(params: &HistoryParams) -> Result<Option<HistoryPage>, ApiError> {
+    if params.history_from.is_none() && params.history_limit.is_none() {
+        return Ok(None);
+    }
+    let from = match &params.history_from {
+        Some(from) => Some(number::<u64>("history_from", from)?),
+        None => None,
+    };
+    let limit = match &params.history_limit {
+        Some(limit) => Some(number::<u64>("history_limit", limit)?),
+        None => None,
+    };
+    HistoryPage::new(from, limit)
+        .map(Some)
+        .map_err(|problem| bad_request(problem.to_string()))
 }
 
 /// Where a view is asked for.
@@ -545,9 +587,10 @@ async fn lot(
     }
 }
 
-/// Serialized answers at the latest position, for the view routes without parameters.
-/// A lot's answer carries its whole history, so building and serializing it took
-/// milliseconds a request on a large ledger; between batches the answer cannot change.
+/// Serialized answers at the latest position, for the view routes without parameters
+/// (so for a lot, the default page of its history only; other pages are computed).
+/// Building and serializing an answer can take milliseconds a request on a large
+/// ledger; between batches the answer cannot change.
 /// Keyed by the position (entries and head link): a new batch or a swapped-in rebuild
 /// at another position empties it.
 #[derive(Default)]
@@ -644,6 +687,8 @@ async fn view(
         as_of_index: None,
         as_of_checkpoint: None,
         year: None,
+        history_from: None,
+        history_limit: None,
     })) = &query
     {
         return latest_answer(&app, name, lot_id.as_deref())
@@ -669,8 +714,17 @@ async fn answer_view(
         Some(year) => Some(number::<i32>("year", year)?),
         None => None,
     };
-    let query =
+    let mut query =
         ViewQuery::parse(name, lot_id, year).map_err(|problem| bad_request(problem.to_string()))?;
+    let history = history_page(&HistoryParams {
+        history_from: params.history_from.clone(),
+        history_limit: params.history_limit.clone(),
+    })?;
+    if let Some(history) = history {
+        query = query
+            .with_history(history)
+            .map_err(|problem| bad_request(problem.to_string()))?;
+    }
     let position = position(app, &params)?;
     let live = {
         // The live fold answers when it stands exactly where asked (checked under the

@@ -30,7 +30,7 @@ use stockpile_core::time::{Date, TimestampMs};
 use stockpile_views::digest::views_today;
 use stockpile_views::fold::{Pool, Verdict, ViewFold};
 use stockpile_views::series::{UnitsPoint, deadline_line, destroyed_over_time, stock_over_time};
-use stockpile_views::views::{self, AsOf, Pools};
+use stockpile_views::views::{self, AsOf, HistoryPage, Pools};
 
 /// Lots listed on the overview (the filter searches these); every lot id is in
 /// `/v1/lots`. A few thousand rows keep the page under a couple of megabytes.
@@ -44,8 +44,6 @@ pub const REFUSED_LISTED_MAX: usize = 200;
 pub const SITES_CHARTED_MAX: usize = 40;
 /// Years of Article 7 reports linked, the most recent ones.
 pub const ARTICLE7_YEARS_LISTED_MAX: i32 = 60;
-/// Events listed on a lot page, the most recent ones; all are in `/v1/lots/{lot_id}`.
-pub const LOT_EVENTS_LISTED_MAX: usize = 2_000;
 /// Largest verification report read: `stockpile verify --json` keeps at most a bounded
 /// number of findings and flags, far below this; a larger file is not a report.
 pub const VERIFICATION_REPORT_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -1256,9 +1254,15 @@ fn reports_section(first_year: Option<i32>, today: Date) -> String {
 
 /// The page of one lot (`GET /lots/{lot_id}`); `None` when the ledger has no such lot.
 /// Entries below `provable_entries` (the size of the latest verified checkpoint) link
-/// to their inclusion proof.
-pub fn lot_page(fold: &ViewFold, lot_id: &str, provable_entries: u64) -> Option<String> {
-    let lot = views::lot(fold, lot_id)?;
+/// to their inclusion proof. It lists the page `history` of the lot's history (the lot
+/// view's, by default the latest events) with links to the pages before and after.
+pub fn lot_page(
+    fold: &ViewFold,
+    lot_id: &str,
+    provable_entries: u64,
+    history: HistoryPage,
+) -> Option<String> {
+    let lot = views::lot(fold, lot_id, history)?;
     let mut body = String::from("<p><a href=\"/\">← Dashboard</a></p>\n");
     let basis = match (&lot.basis_date, &lot.request_id) {
         (Some(date), Some(request)) => format!(
@@ -1397,8 +1401,8 @@ pub fn lot_page(fold: &ViewFold, lot_id: &str, provable_entries: u64) -> Option<
         ));
     }
 
-    let skipped = lot.history.len().saturating_sub(LOT_EVENTS_LISTED_MAX);
-    let history: Vec<Vec<String>> = lot.history[skipped..]
+    let history_rows: Vec<Vec<String>> = lot
+        .history
         .iter()
         .map(|event| {
             let changes: Vec<String> = event
@@ -1446,14 +1450,7 @@ pub fn lot_page(fold: &ViewFold, lot_id: &str, provable_entries: u64) -> Option<
             ]
         })
         .collect();
-    let mut history_html = String::new();
-    if skipped > 0 {
-        history_html.push_str(&format!(
-            "<p class=\"muted\">The latest {LOT_EVENTS_LISTED_MAX} of {} events; all are in \
-             the JSON below.</p>\n",
-            lot.history.len()
-        ));
-    }
+    let mut history_html = history_pager(&lot, history.limit());
     history_html.push_str(&table(
         Some("history-table"),
         &[
@@ -1468,7 +1465,7 @@ pub fn lot_page(fold: &ViewFold, lot_id: &str, provable_entries: u64) -> Option<
             "Book changes",
             "Downloads",
         ],
-        &history,
+        &history_rows,
         "No event.",
     ));
     history_html.push_str(
@@ -1485,6 +1482,57 @@ pub fn lot_page(fold: &ViewFold, lot_id: &str, provable_entries: u64) -> Option<
         &position_line(&lot.as_of),
         &body,
     ))
+}
+
+/// Which events of the lot's history a lot page lists, and links to the pages of
+/// `limit` events before and after it and to the latest one.
+fn history_pager(lot: &views::LotView, limit: u64) -> String {
+    let total = lot.history_total;
+    let from = lot.history_from;
+    let shown = lot.history.len() as u64;
+    let base = lot_href(&lot.lot_id);
+    let mut links = Vec::new();
+    if from > 0 && from <= total {
+        let older = from.saturating_sub(limit);
+        links.push(format!(
+            "<a id=\"history-older\" href=\"{}\">← older events</a>",
+            escape(&format!(
+                "{base}?history_from={older}&history_limit={}",
+                from - older
+            ))
+        ));
+    }
+    if from.saturating_add(shown) < total {
+        links.push(format!(
+            "<a id=\"history-newer\" href=\"{}\">newer events →</a>",
+            escape(&format!(
+                "{base}?history_from={}&history_limit={limit}",
+                from + shown
+            ))
+        ));
+        links.push(format!(
+            "<a id=\"history-latest\" href=\"{}\">latest events</a>",
+            escape(&base)
+        ));
+    }
+    let listed = match shown {
+        0 => format!("No event listed here (from event {}).", thousands(from)),
+        _ => format!(
+            "Events {} to {} (oldest first)",
+            thousands(from + 1),
+            thousands(from + shown)
+        ),
+    };
+    let mut html = format!(
+        "<p class=\"muted\" id=\"history-page\">{listed} of {} in the lot's history.",
+        thousands(total)
+    );
+    if !links.is_empty() {
+        html.push(' ');
+        html.push_str(&links.join(" · "));
+    }
+    html.push_str("</p>\n");
+    html
 }
 
 /// The page for a lot the ledger does not hold (served with 404).

@@ -419,6 +419,8 @@ fn example_values(name: &str, schema: &Value, lot_id: &str) -> Vec<String> {
         "checkpoint" | "to" => sizes[sizes.len() - 1].to_string(),
         "index" => "3".into(),
         "as_of_index" => "10".into(),
+        "history_from" => "1".into(),
+        "history_limit" => "2".into(),
         other => panic!("the document has a parameter {other:?} this test has no value for"),
     };
     vec![value]
@@ -591,6 +593,11 @@ async fn errors_are_json_with_the_status_that_says_what_went_wrong() {
         "/v1/material-balance?year=abc".to_string(),
         "/v1/material-balance?year=99999".to_string(),
         "/v1/stockpile?year=2020".to_string(),
+        "/v1/lots/SYN-US-LOT-00001?history_limit=0".to_string(),
+        "/v1/lots/SYN-US-LOT-00001?history_limit=1001".to_string(),
+        "/v1/lots/SYN-US-LOT-00001?history_from=-1".to_string(),
+        "/v1/lots/SYN-US-LOT-00001?history_from=x".to_string(),
+        "/v1/summary?history_from=0".to_string(),
         "/v1/reports/article7/2020?format=xml".to_string(),
         "/v1/reports/article7/2020?foo=1".to_string(),
         "/v1/reports/article7/abc".to_string(),
@@ -619,6 +626,106 @@ async fn errors_are_json_with_the_status_that_says_what_went_wrong() {
         .await
         .error(StatusCode::BAD_REQUEST);
     assert!(message.contains("foo"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2b. A lot's history, paged
+
+#[tokio::test]
+async fn a_lots_history_pages_cover_the_whole_history_once_in_order() {
+    use stockpile_views::views::{HistoryPage, LOT_HISTORY_PAGE_DEFAULT, LOT_HISTORY_PAGE_MAX};
+    let api = api();
+    let router = &api.router;
+    let whole = ledger().fold_through(None);
+    // The lot with the longest history.
+    let lot_id = stockpile_views::views::lot_ids(&whole)
+        .into_iter()
+        .max_by_key(|id| whole.lot_history(id).map_or(0, <[_]>::len))
+        .expect("lots");
+    let unpaged = stockpile_views::views::lot(&whole, &lot_id, HistoryPage::whole()).unwrap();
+    let expected = serde_json::to_value(&unpaged.history).unwrap();
+    let expected = expected.as_array().unwrap();
+    let total = expected.len() as u64;
+    assert!(total >= 3, "{lot_id}: {total} events");
+    assert_eq!(unpaged.history_total, total);
+
+    // The default page: the latest events, up to LOT_HISTORY_PAGE_DEFAULT.
+    let latest = get(router, &format!("/v1/lots/{lot_id}")).await.ok_json();
+    let shown = total.min(LOT_HISTORY_PAGE_DEFAULT);
+    assert_eq!(latest["history_total"], total);
+    assert_eq!(latest["history_from"], total - shown);
+    assert_eq!(
+        latest["history"].as_array().unwrap()[..],
+        expected[(total - shown) as usize..]
+    );
+    // The same answer (facts, books, flags) whatever the page, but for the page.
+    let unpaged_json = serde_json::to_value(&unpaged).unwrap();
+    for (key, value) in unpaged_json.as_object().unwrap() {
+        if !key.starts_with("history") {
+            assert_eq!(&latest[key], value, "{key}");
+        }
+    }
+    // The latest few.
+    let last_two = get(router, &format!("/v1/lots/{lot_id}?history_limit=2"))
+        .await
+        .ok_json();
+    assert_eq!(last_two["history_from"], total - 2);
+    assert_eq!(
+        last_two["history"].as_array().unwrap()[..],
+        expected[total as usize - 2..]
+    );
+
+    // Paging from 0 until empty, with several limits: every event once, in order.
+    for limit in [1, 2, 7, LOT_HISTORY_PAGE_MAX] {
+        let mut paged = Vec::new();
+        let mut from = 0u64;
+        loop {
+            let uri = format!("/v1/lots/{lot_id}?history_from={from}&history_limit={limit}");
+            let page = get(router, &uri).await.ok_json();
+            assert_eq!(page["history_total"], total, "{uri}");
+            assert_eq!(page["history_from"], from, "{uri}");
+            let events = page["history"].as_array().unwrap().clone();
+            assert!(events.len() as u64 <= limit, "{uri}");
+            if events.is_empty() {
+                break;
+            }
+            from += events.len() as u64;
+            paged.extend(events);
+        }
+        assert_eq!(from, total, "limit {limit}");
+        assert_eq!(paged[..], expected[..], "limit {limit}");
+    }
+
+    // Past the end: an empty page with the total.
+    for from in [total, total + 1, u64::MAX] {
+        let page = get(router, &format!("/v1/lots/{lot_id}?history_from={from}"))
+            .await
+            .ok_json();
+        assert_eq!(page["history_total"], total);
+        assert_eq!(page["history_from"], from);
+        assert_eq!(page["history"], Value::Array(Vec::new()));
+    }
+    // An earlier position pages the same way.
+    let index = whole.last_index().unwrap();
+    let page = get(
+        router,
+        &format!("/v1/lots/{lot_id}?as_of_index={index}&history_from=1&history_limit=2"),
+    )
+    .await
+    .ok_json();
+    assert_eq!(page["history"].as_array().unwrap()[..], expected[1..3]);
+
+    // Limits out of range: a 400 naming the parameter.
+    for limit in [0, LOT_HISTORY_PAGE_MAX + 1] {
+        let message = get(router, &format!("/v1/lots/{lot_id}?history_limit={limit}"))
+            .await
+            .error(StatusCode::BAD_REQUEST);
+        assert!(message.contains("history_limit"), "{message}");
+    }
+    let message = get(router, "/v1/flags?history_limit=5")
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    assert!(message.contains("lot view only"), "{message}");
 }
 
 // ---------------------------------------------------------------------------------------

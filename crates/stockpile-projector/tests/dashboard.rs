@@ -447,51 +447,100 @@ async fn a_lot_page_lists_its_history_with_proofs_that_are_served() {
         .into_iter()
         .max_by_key(|id| fold.lot_history(id).map_or(0, <[_]>::len))
         .expect("lots");
-    let lot = views::lot(&fold, &lot_id).expect("lot");
-    assert!(lot.history.len() >= 2, "{lot_id}: {:?}", lot.history);
+    let whole = views::lot(&fold, &lot_id, views::HistoryPage::whole()).expect("lot");
+    assert!(whole.history.len() >= 2, "{lot_id}: {:?}", whole.history);
 
-    let page = get(&dashboard.router, &format!("/lots/{lot_id}"))
-        .await
-        .page(StatusCode::OK);
-    assert!(page.contains(&format!("<code id=\"lot-id\">{lot_id}</code>")));
-    assert!(page.contains(&format!(
-        "id=\"lot-held\" data-units=\"{}\">{}<",
-        lot.held,
-        grouped(lot.held)
-    )));
+    // The latest page (the default), then every page from the first.
+    let mut pages = vec![(format!("/lots/{lot_id}"), views::HistoryPage::default())];
+    for from in (0..whole.history_total).step_by(views::LOT_HISTORY_PAGE_DEFAULT as usize) {
+        pages.push((
+            format!("/lots/{lot_id}?history_from={from}"),
+            views::HistoryPage::new(Some(from), None).expect("page"),
+        ));
+    }
     let mut proofs = 0;
-    for event in &lot.history {
-        let entry = format!("href=\"/v1/entries/{}\"", event.index);
-        let proof = format!("href=\"/v1/proofs/inclusion/{}\"", event.index);
-        assert!(page.contains(&format!("<td class=\"n\">{}</td>", event.index)));
-        assert!(page.contains(event.kind.name()), "{:?}", event.kind);
-        assert!(page.contains(&entry), "no entry link for {}", event.index);
-        assert_eq!(
-            page.contains(&proof),
-            event.index < provable,
-            "proof link of entry {} (provable below {provable})",
-            event.index
-        );
-        let served = get(&dashboard.router, &format!("/v1/entries/{}", event.index)).await;
-        assert_eq!(served.status, StatusCode::OK);
-        assert_eq!(served.body, ledger.entries[event.index as usize]);
-        if event.index < provable {
-            proofs += 1;
-            let served = get(
-                &dashboard.router,
-                &format!("/v1/proofs/inclusion/{}", event.index),
-            )
-            .await;
+    let mut listed = 0;
+    for (uri, history) in pages {
+        let lot = views::lot(&fold, &lot_id, history).expect("lot");
+        listed += lot.history.len();
+        let page = get(&dashboard.router, &uri).await.page(StatusCode::OK);
+        assert!(page.contains(&format!("<code id=\"lot-id\">{lot_id}</code>")));
+        assert!(page.contains(&format!(
+            "id=\"lot-held\" data-units=\"{}\">{}<",
+            lot.held,
+            grouped(lot.held)
+        )));
+        for event in &lot.history {
+            let entry = format!("href=\"/v1/entries/{}\"", event.index);
+            let proof = format!("href=\"/v1/proofs/inclusion/{}\"", event.index);
+            assert!(page.contains(&format!("<td class=\"n\">{}</td>", event.index)));
+            assert!(page.contains(event.kind.name()), "{:?}", event.kind);
+            assert!(page.contains(&entry), "no entry link for {}", event.index);
+            assert_eq!(
+                page.contains(&proof),
+                event.index < provable,
+                "proof link of entry {} (provable below {provable})",
+                event.index
+            );
+            let served = get(&dashboard.router, &format!("/v1/entries/{}", event.index)).await;
             assert_eq!(served.status, StatusCode::OK);
-            stockpile_ledger::prove::check_inclusion(
-                &served.body,
-                &ledger.entries[event.index as usize],
-                &ledger.trust,
-            )
-            .expect("the linked proof checks out");
+            assert_eq!(served.body, ledger.entries[event.index as usize]);
+            if event.index < provable {
+                proofs += 1;
+                let served = get(
+                    &dashboard.router,
+                    &format!("/v1/proofs/inclusion/{}", event.index),
+                )
+                .await;
+                assert_eq!(served.status, StatusCode::OK);
+                stockpile_ledger::prove::check_inclusion(
+                    &served.body,
+                    &ledger.entries[event.index as usize],
+                    &ledger.trust,
+                )
+                .expect("the linked proof checks out");
+            }
         }
     }
+    assert!(listed >= whole.history.len(), "every page listed");
     assert!(proofs > 0, "some of the lot's events are provable");
+
+    // Another page of the history: one event, with links to the pages around it
+    // (escaped), and a page past the end that lists nothing.
+    let second = &whole.history[1];
+    let page = get(
+        &dashboard.router,
+        &format!("/lots/{lot_id}?history_from=1&history_limit=1"),
+    )
+    .await
+    .page(StatusCode::OK);
+    assert!(page.contains(&format!("href=\"/v1/entries/{}\"", second.index)));
+    assert!(!page.contains(&format!("href=\"/v1/entries/{}\"", whole.history[0].index)));
+    assert!(
+        page.contains(&format!(
+            "href=\"/lots/{lot_id}?history_from=0&amp;history_limit=1\""
+        )),
+        "{page}"
+    );
+    if whole.history.len() > 2 {
+        assert!(page.contains(&format!(
+            "href=\"/lots/{lot_id}?history_from=2&amp;history_limit=1\""
+        )));
+    }
+    let page = get(
+        &dashboard.router,
+        &format!("/lots/{lot_id}?history_from=999999"),
+    )
+    .await
+    .page(StatusCode::OK);
+    assert!(!page.contains("href=\"/v1/entries/"), "{page}");
+    let page = get(
+        &dashboard.router,
+        &format!("/lots/{lot_id}?history_limit=0"),
+    )
+    .await
+    .page(StatusCode::BAD_REQUEST);
+    assert!(page.contains("history_limit 0 is out of range"), "{page}");
 
     // An unknown lot: a 404 page naming it.
     let page = get(&dashboard.router, "/lots/NO-SUCH-LOT-7")

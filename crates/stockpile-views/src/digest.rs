@@ -28,8 +28,8 @@
 
 use crate::fold::ViewFold;
 use crate::views::{
-    self, AsOf, DestructionProgress, FlagsView, InTransitView, LotView, MaterialBalanceView,
-    RetainedView, StockpileView, TransferRegister,
+    self, AsOf, DestructionProgress, FlagsView, HistoryPage, InTransitView, LotView,
+    MaterialBalanceView, RetainedView, StockpileView, TransferRegister,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -77,7 +77,9 @@ pub fn view_set(fold: &ViewFold) -> ViewSet {
         stockpile: views::stockpile(fold),
         lots: views::lot_ids(fold)
             .iter()
-            .map(|lot_id| views::lot(fold, lot_id).expect("listed lots exist"))
+            .map(|lot_id| {
+                views::lot(fold, lot_id, HistoryPage::whole()).expect("listed lots exist")
+            })
             .collect(),
         retained: views::retained(fold),
         destruction_progress: views::destruction_progress(fold, today),
@@ -172,7 +174,8 @@ pub fn views_digest(fold: &ViewFold) -> Hash32 {
                     if number > 0 {
                         hasher.push(b",");
                     }
-                    let lot: LotView = views::lot(fold, lot_id).expect("listed lots exist");
+                    let lot: LotView =
+                        views::lot(fold, lot_id, HistoryPage::whole()).expect("listed lots exist");
                     write_value(&to_value(&lot), &mut hasher);
                 }
                 hasher.push(b"]");

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::digest::{views_digest, views_today};
 use crate::fold::ViewFold;
-use crate::views::{self, AsOf, Period};
+use crate::views::{self, AsOf, HistoryPage, LOT_HISTORY_PAGE_MAX, Period};
 
 /// A view, by the name the API path and the CLI use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,11 @@ pub enum ViewQuery {
     Stockpile,
     /// The ids of every lot.
     Lots,
-    /// One lot and its history.
-    Lot(String),
+    /// One lot and a page of its history.
+    Lot {
+        lot_id: String,
+        history: HistoryPage,
+    },
     /// Retained mines by institution.
     Retained,
     /// Destruction progress against the Article 4 deadline.
@@ -62,6 +65,10 @@ pub enum QueryError {
     UnknownLot(String),
     #[error("year {0} is out of range")]
     YearOutOfRange(i32),
+    #[error("history_limit {0} is out of range: it must be 1 to {LOT_HISTORY_PAGE_MAX}")]
+    HistoryLimitOutOfRange(u64),
+    #[error("history_from and history_limit apply to the lot view only")]
+    HistoryPageNotApplicable,
 }
 
 impl ViewQuery {
@@ -75,7 +82,10 @@ impl ViewQuery {
             "summary" => ViewQuery::Summary,
             "stockpile" => ViewQuery::Stockpile,
             "lots" => ViewQuery::Lots,
-            "lot" => ViewQuery::Lot(lot_id.ok_or(QueryError::MissingLotId)?.to_string()),
+            "lot" => ViewQuery::Lot {
+                lot_id: lot_id.ok_or(QueryError::MissingLotId)?.to_string(),
+                history: HistoryPage::default(),
+            },
             "retained" => ViewQuery::Retained,
             "destruction-progress" => ViewQuery::DestructionProgress,
             "transfers" => ViewQuery::Transfers,
@@ -84,6 +94,17 @@ impl ViewQuery {
             "flags" => ViewQuery::Flags,
             other => return Err(QueryError::UnknownView(other.to_string())),
         })
+    }
+
+    /// The same query with the page `page` of the lot's history (the lot view only).
+    pub fn with_history(self, page: HistoryPage) -> Result<ViewQuery, QueryError> {
+        match self {
+            ViewQuery::Lot { lot_id, .. } => Ok(ViewQuery::Lot {
+                lot_id,
+                history: page,
+            }),
+            _ => Err(QueryError::HistoryPageNotApplicable),
+        }
     }
 }
 
@@ -124,8 +145,9 @@ pub fn answer(fold: &ViewFold, query: &ViewQuery) -> Result<Value, QueryError> {
             "as_of": AsOf::of(fold),
             "lot_ids": views::lot_ids(fold),
         }),
-        ViewQuery::Lot(lot_id) => to_json(
-            &views::lot(fold, lot_id).ok_or_else(|| QueryError::UnknownLot(lot_id.clone()))?,
+        ViewQuery::Lot { lot_id, history } => to_json(
+            &views::lot(fold, lot_id, *history)
+                .ok_or_else(|| QueryError::UnknownLot(lot_id.clone()))?,
         ),
         ViewQuery::Retained => to_json(&views::retained(fold)),
         ViewQuery::DestructionProgress => to_json(&views::destruction_progress(fold, today)),
@@ -152,6 +174,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn history_pages_are_checked_and_cover_the_asked_range() {
+        assert_eq!(
+            HistoryPage::new(None, Some(0)),
+            Err(QueryError::HistoryLimitOutOfRange(0))
+        );
+        assert_eq!(
+            HistoryPage::new(Some(3), Some(LOT_HISTORY_PAGE_MAX + 1)),
+            Err(QueryError::HistoryLimitOutOfRange(LOT_HISTORY_PAGE_MAX + 1))
+        );
+        let latest = HistoryPage::default();
+        assert_eq!(latest.range(250), (150, 150..250));
+        assert_eq!(latest.range(40), (0, 0..40));
+        let page = HistoryPage::new(Some(10), Some(5)).unwrap();
+        assert_eq!(page.range(12), (10, 10..12));
+        assert_eq!(page.range(3), (10, 3..3));
+        let far = HistoryPage::new(Some(u64::MAX), Some(LOT_HISTORY_PAGE_MAX)).unwrap();
+        assert_eq!(far.range(7), (u64::MAX, 7..7));
+        assert_eq!(HistoryPage::whole().range(9), (0, 0..9));
+        assert_eq!(
+            ViewQuery::Summary.with_history(page),
+            Err(QueryError::HistoryPageNotApplicable)
+        );
+    }
+
+    #[test]
     fn every_name_parses_and_unknown_ones_are_refused_by_name() {
         for name in VIEW_NAMES {
             let parsed = ViewQuery::parse(name, Some("L1"), None);
@@ -174,7 +221,14 @@ mod tests {
             let value = answer(&fold, &query).unwrap();
             assert!(value.is_object(), "{name}: {value}");
         }
-        let missing = answer(&fold, &ViewQuery::Lot("L-404".into())).unwrap_err();
+        let missing = answer(
+            &fold,
+            &ViewQuery::Lot {
+                lot_id: "L-404".into(),
+                history: HistoryPage::default(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(missing, QueryError::UnknownLot("L-404".into()));
         assert_eq!(
             answer(

@@ -23,6 +23,7 @@ use crate::fold::{
     DestructionRecord, Inconsistency, LotEvent, Pool, RejectedEntry, SiteFlows, TransferMovement,
     ViewFold,
 };
+use crate::query::QueryError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use stockpile_core::events::{
@@ -323,16 +324,95 @@ pub struct LotView {
     pub discovery_flagged: bool,
     /// Flags whose evidence names an event of this lot.
     pub flags: Vec<Flag>,
-    /// Every event that named the lot, accepted or rejected, oldest first.
+    /// Events in the lot's whole history.
+    pub history_total: u64,
+    /// 0-based index in the whole history of the first event of `history` (the index
+    /// asked for when the page starts past the end and is empty).
+    pub history_from: u64,
+    /// A page of the events that named the lot, accepted or rejected, oldest first:
+    /// by default the latest [`LOT_HISTORY_PAGE_DEFAULT`] (see [`HistoryPage`]).
     pub history: Vec<LotEvent>,
 }
 
-pub fn lot(fold: &ViewFold, lot_id: &str) -> Option<LotView> {
+/// Events of a lot's history in an answer when no page size is asked for.
+pub const LOT_HISTORY_PAGE_DEFAULT: u64 = 100;
+/// Most events of a lot's history in one answer.
+pub const LOT_HISTORY_PAGE_MAX: u64 = 1_000;
+
+/// Which events of a lot's history the lot view answers: `limit` events from index
+/// `from`, or the latest `limit` when `from` is `None`. The default is the latest
+/// [`LOT_HISTORY_PAGE_DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryPage {
+    from: Option<u64>,
+    limit: u64,
+}
+
+impl Default for HistoryPage {
+    fn default() -> Self {
+        HistoryPage {
+            from: None,
+            limit: LOT_HISTORY_PAGE_DEFAULT,
+        }
+    }
+}
+
+impl HistoryPage {
+    /// A page as asked for: `limit` must be 1..=[`LOT_HISTORY_PAGE_MAX`]; a `from` past
+    /// the end is allowed (an empty page).
+    pub fn new(from: Option<u64>, limit: Option<u64>) -> Result<HistoryPage, QueryError> {
+        let limit = limit.unwrap_or(LOT_HISTORY_PAGE_DEFAULT);
+        if !(1..=LOT_HISTORY_PAGE_MAX).contains(&limit) {
+            return Err(QueryError::HistoryLimitOutOfRange(limit));
+        }
+        Ok(HistoryPage { from, limit })
+    }
+
+    /// The whole history, unbounded: for the views digest and tests, never asked for by
+    /// a client.
+    pub const fn whole() -> HistoryPage {
+        HistoryPage {
+            from: Some(0),
+            limit: u64::MAX,
+        }
+    }
+
+    /// The first index asked for (`None`: the latest page).
+    pub fn from(&self) -> Option<u64> {
+        self.from
+    }
+
+    /// Events asked for at most.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The first index reported and the range of `0..total` the page covers.
+    pub fn range(&self, total: usize) -> (u64, std::ops::Range<usize>) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        match self.from {
+            None => {
+                let start = total.saturating_sub(limit);
+                (start as u64, start..total)
+            }
+            Some(from) => {
+                let start = usize::try_from(from).unwrap_or(usize::MAX).min(total);
+                (from, start..start.saturating_add(limit).min(total))
+            }
+        }
+    }
+}
+
+/// One lot, with the page `page` of its history; `None` for a lot the ledger does not
+/// hold.
+pub fn lot(fold: &ViewFold, lot_id: &str, page: HistoryPage) -> Option<LotView> {
     let lot = fold.compliance().lot(lot_id)?;
-    let history = fold.lot_history(lot_id).unwrap_or_default().to_vec();
+    let whole = fold.lot_history(lot_id).unwrap_or_default();
+    let (history_from, range) = page.range(whole.len());
     // The events that are this lot's evidence: an inventory count only when this lot's
-    // count differed, since one count covers many lots.
-    let evidence: BTreeSet<&str> = history
+    // count differed, since one count covers many lots. Over the whole history, whatever
+    // the page.
+    let evidence: BTreeSet<&str> = whole
         .iter()
         .filter(|event| event.book_at_count.is_none() || event.book_at_count != event.quantity)
         .map(|event| event.event_id.as_str())
@@ -393,7 +473,9 @@ pub fn lot(fold: &ViewFold, lot_id: &str) -> Option<LotView> {
             .collect(),
         discovery_flagged: lot.discovery_flagged,
         flags,
-        history,
+        history_total: whole.len() as u64,
+        history_from,
+        history: whole[range].to_vec(),
     })
 }
 

@@ -377,7 +377,7 @@ fn every_lot_history_adds_up_to_its_books() {
         let mut held = 0u64;
         let mut refused_events = 0usize;
         for lot_id in views::lot_ids(&fold) {
-            let lot = views::lot(&fold, &lot_id).unwrap();
+            let lot = views::lot(&fold, &lot_id, views::HistoryPage::whole()).unwrap();
             held += lot.held;
             assert_eq!(lot.held, lot.pools.held(), "{name}");
             assert_eq!(lot.terminal, lot.held == 0, "{name}");
