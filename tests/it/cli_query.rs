@@ -283,12 +283,33 @@ fn query_lot_gives_its_history_and_unknown_lots_and_views_are_refused() {
     assert_eq!(lot["lot_id"], lot_id.as_str());
     let (declared_at, declared_by) = &declared[&lot_id];
     assert_eq!(lot["event_id"], declared_by.as_str());
-    let history: Vec<u64> = lot["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|event| u64_of(&event["index"]))
-        .collect();
+    // The default page is the latest events; paging from 0 until empty gives them all.
+    let total = u64_of(&lot["history_total"]);
+    let latest: Vec<Value> = lot["history"].as_array().expect("history").clone();
+    assert_eq!(latest.len() as u64, total.min(100), "{lot}");
+    assert_eq!(u64_of(&lot["history_from"]), total - latest.len() as u64);
+    let mut events: Vec<Value> = Vec::new();
+    loop {
+        let from = events.len().to_string();
+        let page = s.query(&[
+            "lot",
+            &lot_id,
+            "--history-from",
+            &from,
+            "--history-limit",
+            "3",
+        ]);
+        assert_eq!(u64_of(&page["history_total"]), total);
+        let batch = page["history"].as_array().expect("history").clone();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 3);
+        events.extend(batch);
+    }
+    assert_eq!(events.len() as u64, total);
+    assert_eq!(events[events.len() - latest.len()..], latest[..]);
+    let history: Vec<u64> = events.iter().map(|event| u64_of(&event["index"])).collect();
     assert_eq!(history.first(), Some(declared_at), "{lot}");
     assert!(history.len() > 1, "a lot with a history: {lot}");
     let naming = concerning(&lot_id);
@@ -322,6 +343,18 @@ fn query_lot_gives_its_history_and_unknown_lots_and_views_are_refused() {
         (&["stockpile", "--year", "2015"][..], "--year goes with"),
         (&["stockpile", "SYN-LOT"][..], "only the lot view"),
         (&["material-balance", "--year", "10000"][..], "out of range"),
+        (
+            &["lot", &lot_id, "--history-limit", "0"][..],
+            "history_limit 0 is out of range",
+        ),
+        (
+            &["lot", &lot_id, "--history-limit", "1001"][..],
+            "history_limit 1001 is out of range",
+        ),
+        (
+            &["flags", "--history-from", "0"][..],
+            "go with the lot view",
+        ),
     ] {
         let (code, out, err) = s.run_query(args);
         assert_eq!(code, 2, "{args:?}: {out}");
@@ -911,6 +944,33 @@ fn the_export_the_live_ledger_and_a_projector_give_the_same_answers() {
         query(&["lot", &lot_id], &from_projector),
         query(&["lot", &lot_id], &from_export)
     );
+    // A page of the history: the same from every source.
+    let paged = [
+        "lot",
+        &lot_id,
+        "--history-from",
+        "1",
+        "--history-limit",
+        "2",
+    ];
+    let from_export_paged = query(&paged, &from_export);
+    assert_eq!(from_export_paged["history_from"], 1);
+    assert_eq!(
+        query(&paged, &from_projector),
+        from_export_paged,
+        "projector = export"
+    );
+    assert_eq!(
+        query(&paged, &from_nats),
+        from_export_paged,
+        "NATS = export"
+    );
+    let (code, _, err) = answer(
+        &["query", "lot", &lot_id, "--history-limit", "1001"],
+        &from_projector,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("history_limit 1001 is out of range"), "{err}");
     let half = (total / 2).to_string();
     assert_eq!(
         query(&["stockpile", "--as-of-index", &half], &from_projector),
