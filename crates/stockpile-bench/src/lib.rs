@@ -14,6 +14,7 @@
 //! Nothing here asserts a timing: figures and targets are printed and written to
 //! `target/bench/results.json`; `docs/performance.md` records a run.
 
+pub mod exports;
 pub mod ingest;
 pub mod machine;
 pub mod offline;

@@ -29,7 +29,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use bytes::Bytes;
 use rand::Rng as _;
@@ -44,19 +44,15 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::BenchContext;
+use crate::exports::{DATASET_SEED, Export, ensure_export};
 use crate::report::{Compare, Report, percentiles, section};
-use crate::server::{
-    Durability, NatsServer, cpu_seconds, peak_rss_bytes, repo_root, sibling_binary,
-};
+use crate::server::{Durability, NatsServer, cpu_seconds, peak_rss_bytes, sibling_binary};
 
 /// Entries of the rebuilt ledger (issue 7), and in a quick run.
 const REBUILD_ENTRIES: u64 = 1_000_000;
 const REBUILD_ENTRIES_QUICK: u64 = 100_000;
 /// Target of (e): entries a second, from process start to the last entry applied.
 const REBUILD_TARGET_PER_S: f64 = 100_000.0;
-/// Seed of the generated data set (the same as the verifier's figure, so the export is
-/// generated once).
-const DATASET_SEED: u64 = 7;
 /// Publishes in flight while loading LEDGER (the sequencer pipelines a whole batch).
 const PUBLISH_WINDOW: usize = 4_096;
 /// Records read from the export per hand-over to the publishing task.
@@ -497,7 +493,11 @@ struct Loaded {
 }
 
 async fn load_system(context: &BenchContext, entries: u64) -> anyhow::Result<Loaded> {
-    let (export, trust) = ensure_export(&context.work, entries).await?;
+    let work = context.work.clone();
+    let Export { export, trust } =
+        tokio::task::spawn_blocking(move || ensure_export(&work, entries))
+            .await
+            .context("the export generation task failed")??;
     let nats = NatsServer::start(&context.work, Durability::SyncDefault)?;
     let client = async_nats::connect(&nats.url)
         .await
@@ -533,58 +533,6 @@ async fn load_system(context: &BenchContext, entries: u64) -> anyhow::Result<Loa
         checkpoints: loaded.checkpoints,
         years: loaded.years,
     })
-}
-
-/// The generated export and trust root of `entries` entries, generated with the real CLI
-/// unless both are there already (the verifier's figure uses the very same files).
-pub async fn ensure_export(work: &Path, entries: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let export = work.join(format!("us-{entries}.export"));
-    let trust = work.join(format!("us-{entries}.trust.json"));
-    if export.is_file() && trust.is_file() {
-        return Ok((export, trust));
-    }
-    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
-    // Written under names of this process, then renamed: a concurrent generator of the
-    // same files writes the same bytes, and a reader never sees half a file.
-    let partial = |path: &Path| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".partial-{}", std::process::id()));
-        PathBuf::from(name)
-    };
-    let (export_partial, trust_partial) = (partial(&export), partial(&trust));
-    let cli = sibling_binary("stockpile")?;
-    println!(
-        "  (set-up: generating {entries} entries with {})",
-        cli.display()
-    );
-    let started = Instant::now();
-    let status = tokio::process::Command::new(&cli)
-        .current_dir(repo_root())
-        .args(["generate", "--dataset", "us", "--seed"])
-        .arg(DATASET_SEED.to_string())
-        .arg("--entries")
-        .arg(entries.to_string())
-        .arg("--out")
-        .arg(&export_partial)
-        .arg("--trust-out")
-        .arg(&trust_partial)
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .with_context(|| format!("running {}", cli.display()))?;
-    if !status.success() {
-        let _ = std::fs::remove_file(&export_partial);
-        let _ = std::fs::remove_file(&trust_partial);
-        bail!("stockpile generate failed ({status})");
-    }
-    std::fs::rename(&trust_partial, &trust)
-        .and_then(|()| std::fs::rename(&export_partial, &export))
-        .with_context(|| format!("renaming the generated {}", export.display()))?;
-    println!(
-        "  (set-up: generated in {:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
-    Ok((export, trust))
 }
 
 struct LedgerLoaded {
