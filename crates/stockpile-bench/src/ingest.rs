@@ -8,7 +8,7 @@
 //! of the run is printed too. Afterwards `stockpile verify --nats` checks that every event
 //! is an accepted entry, so the figure counts real work.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -162,10 +162,7 @@ async fn sequencer_alone(
         .tempdir_in(&context.work)
         .context("creating the sequencer directory")?;
     let keys = BenchKeys::new(EMITTERS);
-    let trust_path = dir.path().join("trust.json");
-    std::fs::write(&trust_path, keys.trust_root().to_json()).context("writing trust.json")?;
-    let log_key_path = dir.path().join("log.key");
-    std::fs::write(&log_key_path, keys.log.to_string()).context("writing log.key")?;
+    let (trust_path, log_key_path) = write_key_files(&keys, dir.path())?;
     let js = jetstream::new(
         async_nats::connect(&server.url)
             .await
@@ -236,27 +233,8 @@ async fn sequencer_alone(
     let started = Instant::now();
     let sequencer = Sequencer::start(server, &trust_path, &log_key_path, dir.path())?;
     let cpu_before = cpu_now(server, &sequencer);
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    loop {
-        let size = match js.get_stream(LEDGER_STREAM).await {
-            Ok(mut stream) => {
-                stream
-                    .info()
-                    .await
-                    .context("reading LEDGER")?
-                    .state
-                    .messages
-            }
-            Err(_) => 0,
-        };
-        if size >= total {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the ledger holds {size} entries; {total} expected after {DRAIN_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // ensure_topology made LEDGER above, so its size can be read from the start.
+    wait_for_ledger(&js, total).await?;
     let elapsed = started.elapsed();
     let cpu_after = cpu_now(server, &sequencer);
     let verified = verify_ledger(&server.url, &trust_path)?;
@@ -294,10 +272,7 @@ async fn ingest_once(server: &NatsServer, context: &BenchContext) -> anyhow::Res
         .tempdir_in(&context.work)
         .context("creating the ingest directory")?;
     let keys = BenchKeys::new(EMITTERS);
-    let trust_path = dir.path().join("trust.json");
-    std::fs::write(&trust_path, keys.trust_root().to_json()).context("writing trust.json")?;
-    let log_key_path = dir.path().join("log.key");
-    std::fs::write(&log_key_path, keys.log.to_string()).context("writing log.key")?;
+    let (trust_path, log_key_path) = write_key_files(&keys, dir.path())?;
     let sequencer = Sequencer::start(server, &trust_path, &log_key_path, dir.path())?;
 
     let js = jetstream::new(
@@ -419,17 +394,7 @@ async fn ingest_once(server: &NatsServer, context: &BenchContext) -> anyhow::Res
     let emit_elapsed = started.elapsed();
     let events = emitted.load(Ordering::Relaxed);
     let wanted = base + events;
-    let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
-    loop {
-        let size = ledger_size(&js).await?;
-        if size >= wanted {
-            break;
-        }
-        if Instant::now() > drain_deadline {
-            bail!("the ledger holds {size} entries; {wanted} expected after {DRAIN_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_ledger(&js, wanted).await?;
     let elapsed = started.elapsed();
     let cpu_after = cpu_now(server, &sequencer);
     let first = emitters[0]
@@ -477,6 +442,30 @@ fn steady_rate(samples: &[(Duration, u64)]) -> f64 {
     let (t0, n0) = samples[samples.len() / 4];
     let (t1, n1) = samples[samples.len() * 3 / 4];
     (n1.saturating_sub(n0)) as f64 / (t1 - t0).as_secs_f64().max(1e-9)
+}
+
+/// Writes the trust root and the log key the sequencer reads; returns their paths.
+fn write_key_files(keys: &BenchKeys, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let trust = dir.join("trust.json");
+    std::fs::write(&trust, keys.trust_root().to_json()).context("writing trust.json")?;
+    let log_key = dir.join("log.key");
+    std::fs::write(&log_key, keys.log.to_string()).context("writing log.key")?;
+    Ok((trust, log_key))
+}
+
+/// Waits until LEDGER holds `wanted` entries, at most [`DRAIN_TIMEOUT`].
+async fn wait_for_ledger(js: &jetstream::Context, wanted: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let size = ledger_size(js).await?;
+        if size >= wanted {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the ledger holds {size} entries; {wanted} expected after {DRAIN_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn ledger_size(js: &jetstream::Context) -> anyhow::Result<u64> {
