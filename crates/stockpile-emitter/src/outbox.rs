@@ -151,13 +151,11 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`. Blocking: sled reads its log.
     pub fn open(dir: &Path, limits: OutboxLimits) -> anyhow::Result<Outbox> {
-        use anyhow::Context as _;
-        let db = sled::Config::new().path(dir).open().with_context(|| {
-            format!(
-                "opening the outbox {} (is another emitter using it?)",
-                dir.display()
-            )
-        })?;
+        let db = stockpile_sled::open(
+            &sled::Config::new().path(dir),
+            &format!("the outbox {}", dir.display()),
+            stockpile_sled::LOCK_WAIT,
+        )?;
         match db.get(FORMAT_KEY)? {
             None => {
                 db.insert(FORMAT_KEY, &[FORMAT_VERSION])?;

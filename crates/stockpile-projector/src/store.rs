@@ -30,37 +30,16 @@ const REFUSED_TREE: &str = "refused_checkpoints";
 /// The CHECKPOINTS stream sequence read up to.
 const CHECKPOINTS_READ_KEY: &[u8] = b"checkpoints_read";
 
-/// How long opening waits for the database lock. sled releases it only when its last
-/// handle — including its background flusher — is gone, a moment after the previous
-/// owner (an earlier `ViewStore`, a process that is exiting) let go.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
-
 fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        // No periodic flush: the projector flushes after each batch, before acknowledging
-        // it, and nothing else needs to reach the disk (it is all rebuilt from LEDGER).
-        // This also makes the crash tests deterministic: an unflushed batch is lost.
-        let opened = sled::Config::new().path(path).flush_every_ms(None).open();
-        match opened {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(error))
-                if error.kind() == std::io::ErrorKind::WouldBlock
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(LOCK_RETRY_PAUSE);
-            }
-            Err(error) => {
-                return Err(error).with_context(|| {
-                    format!(
-                        "opening view store {} (is another projector using it?)",
-                        path.display()
-                    )
-                });
-            }
-        }
-    }
+    // No periodic flush: the projector flushes after each batch, before acknowledging
+    // it, and nothing else needs to reach the disk (it is all rebuilt from LEDGER).
+    // This also makes the crash tests deterministic: an unflushed batch is lost.
+    let config = sled::Config::new().path(path).flush_every_ms(None);
+    stockpile_sled::open(
+        &config,
+        &format!("the view store {}", path.display()),
+        stockpile_sled::LOCK_WAIT,
+    )
 }
 
 /// One batch to commit: consecutive entries and the documents they changed.
