@@ -74,7 +74,7 @@ bench: nats
 
 ## vectors: regenerate the committed corpus of corrupted ledgers in tests/vectors
 vectors:
-	STOCKPILE_BLESS=1 $(CARGO) test -p stockpile-tests --test it vectors::
+	STOCKPILE_BLESS=1 $(CARGO) test -p stockpile-tests --test it corpus::corpus_files_are_what_the_generator_makes
 
 clean:
 	$(CARGO) clean

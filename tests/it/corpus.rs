@@ -386,6 +386,29 @@ pub fn cases() -> Vec<Case> {
     }
 
     {
+        let mut records = base.forger.records.clone();
+        let first_checkpoint = records
+            .iter()
+            .position(|r| matches!(r, Record::Checkpoint(_)))
+            .expect("the base ledger has checkpoints");
+        let moved = records.remove(first_checkpoint);
+        // Three entries later: the checkpoint no longer sits where its size says.
+        let entries_after: Vec<usize> = entry_positions(&records)
+            .into_iter()
+            .filter(|position| *position >= first_checkpoint)
+            .collect();
+        records.insert(entries_after[2] + 1, moved);
+        add(
+            "checkpoint-moved-after-later-entries",
+            &records,
+            expect(
+                "a signed checkpoint moved three entries past the size it covers",
+                &[(None, "checkpoint.out_of_order")],
+            ),
+        );
+    }
+
+    {
         let mut s = base_ledger(false);
         let size = s.forger.size();
         s.checkpoint();
