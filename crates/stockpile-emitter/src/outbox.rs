@@ -154,7 +154,6 @@ impl Outbox {
         let db = stockpile_sled::open(
             &sled::Config::new().path(dir),
             &format!("the outbox {}", dir.display()),
-            stockpile_sled::LOCK_WAIT,
         )?;
         match db.get(FORMAT_KEY)? {
             None => {

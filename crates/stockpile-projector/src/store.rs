@@ -35,11 +35,7 @@ fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
     // it, and nothing else needs to reach the disk (it is all rebuilt from LEDGER).
     // This also makes the crash tests deterministic: an unflushed batch is lost.
     let config = sled::Config::new().path(path).flush_every_ms(None);
-    stockpile_sled::open(
-        &config,
-        &format!("the view store {}", path.display()),
-        stockpile_sled::LOCK_WAIT,
-    )
+    stockpile_sled::open(&config, &format!("the view store {}", path.display()))
 }
 
 /// One batch to commit: consecutive entries and the documents they changed.

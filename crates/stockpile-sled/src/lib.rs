@@ -17,9 +17,13 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Pause between attempts while the lock is held.
 const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// Opens the database `config` describes, waiting up to `wait` for its lock.
+/// Opens the database `config` describes, waiting up to [`LOCK_WAIT`] for its lock.
 /// `what` names the database in the error ("the outbox /var/lib/depot").
-pub fn open(config: &sled::Config, what: &str, wait: Duration) -> anyhow::Result<sled::Db> {
+pub fn open(config: &sled::Config, what: &str) -> anyhow::Result<sled::Db> {
+    open_waiting(config, what, LOCK_WAIT)
+}
+
+fn open_waiting(config: &sled::Config, what: &str, wait: Duration) -> anyhow::Result<sled::Db> {
     let deadline = Instant::now() + wait;
     loop {
         match config.open() {
@@ -64,13 +68,13 @@ mod tests {
     fn a_lock_released_while_waiting_is_taken() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = sled::Config::new().path(dir.path());
-        let first = open(&config, "the first handle", LOCK_WAIT).expect("first open");
+        let first = open(&config, "the first handle").expect("first open");
         first.insert(b"k", b"v").expect("insert");
         let holder = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             drop(first);
         });
-        let second = open(&config, "the second handle", LOCK_WAIT).expect("waits, then opens");
+        let second = open(&config, "the second handle").expect("waits, then opens");
         holder.join().expect("holder thread");
         assert_eq!(second.get(b"k").expect("get").as_deref(), Some(&b"v"[..]));
     }
@@ -79,9 +83,9 @@ mod tests {
     fn a_lock_that_stays_held_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = sled::Config::new().path(dir.path());
-        let _held = open(&config, "the first handle", LOCK_WAIT).expect("first open");
+        let _held = open(&config, "the first handle").expect("first open");
         let started = Instant::now();
-        let error = open(&config, "the view store here", Duration::from_millis(200))
+        let error = open_waiting(&config, "the view store here", Duration::from_millis(200))
             .expect_err("the lock stays held");
         let message = format!("{error:#}");
         assert!(
@@ -99,7 +103,7 @@ mod tests {
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"not a directory").expect("write");
         let config = sled::Config::new().path(file.join("db"));
-        let error = open(&config, "the outbox there", LOCK_WAIT).expect_err("not a directory");
+        let error = open(&config, "the outbox there").expect_err("not a directory");
         assert!(
             format!("{error:#}").contains("opening the outbox there"),
             "{error:#}"
